@@ -1,0 +1,459 @@
+// Package config holds the service's configuration: one Config struct read from
+// environment variables with go-envconfig, validated at start-up with errors that
+// name the variable, and logged with the Sentry token redacted.
+//
+// The reference function's variables keep their names and meaning (GCS_BUCKET,
+// GCS_PREFIX, STATE_KEY, SENTRY_ORG, SENTRY_AUTH_TOKEN, SENTRY_API_BASE,
+// MAX_PROJECTS, MAX_PAGES_PER_PROJECT); new ones follow the same style.
+// An empty (or blank) value is treated exactly like an unset one.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+// Limits used by validation.
+const (
+	// AckDeadline is Pub/Sub's maximum ack deadline, which is also the push
+	// request timeout: a run must answer before it.
+	AckDeadline = 600 * time.Second
+	// MaxRunBudget is the exclusive upper bound of RUN_BUDGET, keeping room
+	// below AckDeadline to commit progress and answer.
+	MaxRunBudget = 10 * time.Minute
+	// SentryRetention is how long Sentry keeps events (SaaS: 90 days).
+	SentryRetention = 90 * 24 * time.Hour
+	// MaxPagesPerProjectLimit is the upper bound of MAX_PAGES_PER_PROJECT.
+	MaxPagesPerProjectLimit = 1000
+)
+
+// Config is the whole configuration of the collector, the CLI and the HTTP
+// service. Struct tags: env (go-envconfig), desc (the README/Terraform
+// description), secret (redacted in logs), cloudrun ("required": the Cloud Run
+// deployment must set it; "platform": Cloud Run sets it itself and a deployment
+// must not).
+type Config struct {
+	// GCSBucket is the Cloud Storage bucket written to; empty means the local
+	// directory LocalOutputDir.
+	GCSBucket string `env:"GCS_BUCKET" cloudrun:"required" desc:"Cloud Storage bucket for events and state; empty writes to LOCAL_OUTPUT_DIR instead"`
+	// GCSPrefix is the data prefix the SecOps feed reads; normalised to end
+	// with "/" and have no leading "/".
+	GCSPrefix string `env:"GCS_PREFIX, default=sentry/events/" cloudrun:"required" desc:"object prefix of the NDJSON event objects (the SecOps feed's prefix)"`
+	// StateKey is the prefix of state objects (checkpoints, leases); it must
+	// not overlap GCSPrefix. Normalised like GCSPrefix.
+	StateKey string `env:"STATE_KEY, default=sentry/state/" cloudrun:"required" desc:"object prefix of the state objects (watermarks, leases); must be outside GCS_PREFIX"`
+	// LocalOutputDir is the directory used instead of a bucket when GCSBucket
+	// is empty (same layout as the bucket).
+	LocalOutputDir string `env:"LOCAL_OUTPUT_DIR, default=./sentry-data" desc:"local directory used when GCS_BUCKET is empty (same layout as the bucket)"`
+
+	// SentryOrg is the Sentry organisation slug.
+	SentryOrg string `env:"SENTRY_ORG, required" cloudrun:"required" desc:"Sentry organisation slug"`
+	// SentryAuthToken is the Sentry auth token (org:read, project:read,
+	// event:read). Never logged.
+	SentryAuthToken string `env:"SENTRY_AUTH_TOKEN, required" secret:"true" cloudrun:"required" desc:"Sentry auth token with org:read, project:read and event:read (secret; Secret Manager on Cloud Run)"`
+	// SentryAPIBase is the Sentry root URL (no /api/0), without a trailing
+	// slash after validation.
+	SentryAPIBase string `env:"SENTRY_API_BASE, default=https://sentry.io" cloudrun:"required" desc:"Sentry root URL without /api/0 (a region host such as https://de.sentry.io, or a self-hosted root)"`
+	// MaxProjects caps the number of projects collected.
+	MaxProjects int `env:"MAX_PROJECTS, default=100" cloudrun:"required" desc:"maximum number of projects collected"`
+	// MaxPagesPerProject caps the pages read per project per run; a capped
+	// project resumes where it stopped on the next run.
+	MaxPagesPerProject int `env:"MAX_PAGES_PER_PROJECT, default=5" cloudrun:"required" desc:"maximum pages (100 events each) per project per run; a capped project resumes on the next run"`
+
+	// CollectLag keeps the window's end this far behind now.
+	CollectLag time.Duration `env:"COLLECT_LAG, default=2m" desc:"the window ends this long before now (Sentry indexing delay)"`
+	// CollectOverlap re-reads this much before the watermark, to catch events
+	// that became visible late (de-duplicated by id).
+	CollectOverlap time.Duration `env:"COLLECT_OVERLAP, default=30m" desc:"each window starts this long before the watermark, to catch late events (de-duplicated)"`
+	// InitialLookback is how far back the first run of a project starts.
+	InitialLookback time.Duration `env:"INITIAL_LOOKBACK, default=24h" desc:"how far back the first run of a project starts (at most 2160h, Sentry's 90-day retention)"`
+	// RunBudget bounds one run; it stops starting work before it runs out.
+	RunBudget time.Duration `env:"RUN_BUDGET, default=7m" cloudrun:"required" desc:"time budget of one run; below 10m because Pub/Sub's ack deadline is 600s"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `env:"LOG_LEVEL, default=info" cloudrun:"required" desc:"log level: debug, info, warn or error"`
+
+	// Port is the HTTP listen port (0 picks a free one, for tests).
+	Port int `env:"PORT, default=8080" cloudrun:"platform" desc:"HTTP listen port (set by Cloud Run)"`
+	// PushAudience is the audience the Pub/Sub push OIDC token must carry.
+	PushAudience string `env:"PUSH_AUDIENCE" cloudrun:"required" desc:"audience expected in the Pub/Sub push OIDC token (required by serve unless PUSH_AUTH_DISABLED)"`
+	// PushServiceAccounts are the service-account emails allowed to push.
+	PushServiceAccounts []string `env:"PUSH_SERVICE_ACCOUNTS" cloudrun:"required" desc:"comma-separated service-account emails allowed to push (required by serve unless PUSH_AUTH_DISABLED)"`
+	// BackfillInvokers are the identities (emails) allowed to POST /backfill.
+	BackfillInvokers []string `env:"BACKFILL_INVOKERS" cloudrun:"required" desc:"comma-separated emails allowed to call POST /backfill (empty: nobody)"`
+	// PubSubTopic is the trigger topic (projects/P/topics/T) the service
+	// publishes continuation messages to.
+	PubSubTopic string `env:"PUBSUB_TOPIC" cloudrun:"required" desc:"trigger topic projects/P/topics/T, for continuation messages when work remains"`
+	// PushAuthDisabled turns off token verification (local use only).
+	PushAuthDisabled bool `env:"PUSH_AUTH_DISABLED, default=false" desc:"disable OIDC verification of push and backfill requests (local use only)"`
+	// AllowInsecureOnCloudRun permits PushAuthDisabled on Cloud Run.
+	AllowInsecureOnCloudRun bool `env:"ALLOW_INSECURE_ON_CLOUD_RUN, default=false" desc:"allow PUSH_AUTH_DISABLED even on Cloud Run (never in production)"`
+	// KService is the Cloud Run service name, set by Cloud Run itself.
+	KService string `env:"K_SERVICE" cloudrun:"platform" desc:"Cloud Run service name (set by Cloud Run; marks the process as running on Cloud Run)"`
+}
+
+// Load reads the configuration from l and validates it. Every problem is
+// reported at once (errors.Join), each naming its variable.
+func Load(ctx context.Context, l envconfig.Lookuper) (*Config, error) {
+	return load(ctx, l, true)
+}
+
+// LoadForDemo is Load without requiring SENTRY_ORG and SENTRY_AUTH_TOKEN: the
+// demo sub-command collects from the built-in simulator.
+func LoadForDemo(ctx context.Context, l envconfig.Lookuper) (*Config, error) {
+	return load(ctx, l, false)
+}
+
+func load(ctx context.Context, l envconfig.Lookuper, requireSentry bool) (*Config, error) {
+	if l == nil {
+		return nil, errors.New("failed to load configuration: nil lookuper")
+	}
+	var errs []error
+	values := make(map[string]string)
+	for _, v := range fields() {
+		raw, ok := l.Lookup(v.Name)
+		raw = strings.TrimSpace(raw)
+		if !ok || raw == "" {
+			continue // unset or empty: the default applies
+		}
+		canonical, err := v.canonical(raw)
+		if err != nil {
+			errs = append(errs, err)
+			continue // fall back to the default so validation can go on
+		}
+		values[v.Name] = canonical
+	}
+	required := make(map[string]bool)
+	for _, v := range Variables() {
+		required[v.Name] = v.Required
+	}
+	lookuper := envconfig.LookuperFunc(func(key string) (string, bool) {
+		if v, ok := values[key]; ok {
+			return v, true
+		}
+		// Required variables are checked (and named) by Validate.
+		return "", required[key]
+	})
+
+	var cfg Config
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &cfg, Lookuper: lookuper}); err != nil {
+		errs = append(errs, fmt.Errorf("failed to process environment: %w", err))
+		return nil, errors.Join(errs...)
+	}
+	if err := cfg.validate(requireSentry); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &cfg, nil
+}
+
+// Validate checks the configuration and normalises it in place (prefixes end
+// with "/", SENTRY_API_BASE has no trailing slash, list items are trimmed).
+// The error joins every problem found, each naming its variable.
+func (c *Config) Validate() error {
+	return c.validate(true)
+}
+
+var (
+	orgSlugRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	bucketNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$`)
+	topicRE      = regexp.MustCompile(`^projects/[^/\s]+/topics/[^/\s]+$`)
+)
+
+func (c *Config) validate(requireSentry bool) error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	c.SentryOrg = strings.TrimSpace(c.SentryOrg)
+	c.SentryAuthToken = strings.TrimSpace(c.SentryAuthToken) // secrets often carry a trailing newline
+	switch {
+	case c.SentryOrg == "" && requireSentry:
+		add("SENTRY_ORG is required (the Sentry organisation slug)")
+	case c.SentryOrg != "" && !orgSlugRE.MatchString(c.SentryOrg):
+		add("SENTRY_ORG must be an organisation slug (letters, digits, '-', '_', '.'), got %q", c.SentryOrg)
+	}
+	if c.SentryAuthToken == "" && requireSentry {
+		add("SENTRY_AUTH_TOKEN is required (a Sentry auth token with org:read, project:read and event:read)")
+	}
+
+	if base, err := normaliseAPIBase(c.SentryAPIBase); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.SentryAPIBase = base
+	}
+
+	c.GCSBucket = strings.TrimSpace(c.GCSBucket)
+	if c.GCSBucket != "" {
+		switch {
+		case strings.HasPrefix(c.GCSBucket, "gs://"):
+			add("GCS_BUCKET must be a bucket name without gs:// or a path, got %q", c.GCSBucket)
+		case !bucketNameRE.MatchString(c.GCSBucket):
+			add("GCS_BUCKET must be a Cloud Storage bucket name (3-222 lowercase letters, digits, '-', '_', '.'), got %q", c.GCSBucket)
+		}
+	} else if strings.TrimSpace(c.LocalOutputDir) == "" {
+		add("LOCAL_OUTPUT_DIR must not be empty when GCS_BUCKET is not set")
+	}
+
+	dataOK, stateOK := true, true
+	if p, err := normalisePrefix("GCS_PREFIX", c.GCSPrefix); err != nil {
+		errs, dataOK = append(errs, err), false
+	} else {
+		c.GCSPrefix = p
+	}
+	if p, err := normalisePrefix("STATE_KEY", c.StateKey); err != nil {
+		errs, stateOK = append(errs, err), false
+	} else {
+		c.StateKey = p
+	}
+	if dataOK && stateOK {
+		if err := checkPrefixesDisjoint(c.GCSPrefix, c.StateKey); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	if c.MaxProjects < 1 {
+		add("MAX_PROJECTS must be a positive integer, got %d", c.MaxProjects)
+	}
+	if c.MaxPagesPerProject < 1 || c.MaxPagesPerProject > MaxPagesPerProjectLimit {
+		add("MAX_PAGES_PER_PROJECT must be between 1 and %d, got %d", MaxPagesPerProjectLimit, c.MaxPagesPerProject)
+	}
+
+	if c.CollectLag < 0 || c.CollectLag > 24*time.Hour {
+		add("COLLECT_LAG must be between 0s and 24h, got %s", c.CollectLag)
+	}
+	if c.CollectOverlap < 0 || c.CollectOverlap > 7*24*time.Hour {
+		add("COLLECT_OVERLAP must be between 0s and 168h, got %s", c.CollectOverlap)
+	}
+	switch {
+	case c.InitialLookback <= 0:
+		add("INITIAL_LOOKBACK must be positive, got %s", c.InitialLookback)
+	case c.InitialLookback > SentryRetention:
+		add("INITIAL_LOOKBACK must be at most %s (Sentry keeps events for 90 days), got %s", SentryRetention, c.InitialLookback)
+	}
+	switch {
+	case c.RunBudget <= 0:
+		add("RUN_BUDGET must be positive, got %s", c.RunBudget)
+	case c.RunBudget >= MaxRunBudget:
+		add("RUN_BUDGET must be below 10m: a push request must answer before Pub/Sub's 600 s ack deadline, "+
+			"or Pub/Sub redelivers it while the run still goes on; got %s", c.RunBudget)
+	}
+
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.LogLevel = strings.ToLower(strings.TrimSpace(c.LogLevel))
+	}
+
+	if c.Port < 0 || c.Port > 65535 {
+		add("PORT must be a TCP port between 0 and 65535, got %d", c.Port)
+	}
+	c.PushAudience = strings.TrimSpace(c.PushAudience)
+	var err error
+	if c.PushServiceAccounts, err = emailList("PUSH_SERVICE_ACCOUNTS", c.PushServiceAccounts); err != nil {
+		errs = append(errs, err)
+	}
+	if c.BackfillInvokers, err = emailList("BACKFILL_INVOKERS", c.BackfillInvokers); err != nil {
+		errs = append(errs, err)
+	}
+	c.PubSubTopic = strings.TrimSpace(c.PubSubTopic)
+	if c.PubSubTopic != "" && !topicRE.MatchString(c.PubSubTopic) {
+		add("PUBSUB_TOPIC must be a full topic name projects/PROJECT/topics/TOPIC, got %q", c.PubSubTopic)
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateServe adds the checks the HTTP service needs on top of Validate:
+// push verification needs an audience and allowed accounts unless explicitly
+// disabled, and disabling it on Cloud Run needs a second, explicit opt-in.
+func (c *Config) ValidateServe() error {
+	var errs []error
+	if c.PushAuthDisabled {
+		if c.OnCloudRun() && !c.AllowInsecureOnCloudRun {
+			errs = append(errs, errors.New("PUSH_AUTH_DISABLED=true is refused on Cloud Run (K_SERVICE is set): "+
+				"anyone who can reach the service could trigger collection; set ALLOW_INSECURE_ON_CLOUD_RUN=true to force it"))
+		}
+		return errors.Join(errs...)
+	}
+	if c.PushAudience == "" {
+		errs = append(errs, errors.New("PUSH_AUDIENCE is required to verify push tokens (or set PUSH_AUTH_DISABLED=true for local use)"))
+	}
+	if len(c.PushServiceAccounts) == 0 {
+		errs = append(errs, errors.New("PUSH_SERVICE_ACCOUNTS is required to verify push tokens (or set PUSH_AUTH_DISABLED=true for local use)"))
+	}
+	return errors.Join(errs...)
+}
+
+// UseGCS reports whether output goes to Cloud Storage (GCS_BUCKET set) rather
+// than to LOCAL_OUTPUT_DIR.
+func (c *Config) UseGCS() bool { return c.GCSBucket != "" }
+
+// OnCloudRun reports whether the process runs on Cloud Run (K_SERVICE set).
+func (c *Config) OnCloudRun() bool { return c.KService != "" }
+
+// SlogLevel returns LOG_LEVEL as a slog.Level (info if invalid).
+func (c *Config) SlogLevel() slog.Level {
+	l, _ := ParseLogLevel(c.LogLevel)
+	return l
+}
+
+// ParseLogLevel parses debug, info, warn (or warning) and error,
+// case-insensitively.
+func ParseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	default:
+		return slog.LevelInfo, fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, got %q", s)
+	}
+}
+
+// Redacted is what LogValue shows for a secret that is set.
+const Redacted = "REDACTED"
+
+// LogValue implements slog.LogValuer: every variable under its lowercase name,
+// secrets shown as "REDACTED" when set and "" when not.
+func (c *Config) LogValue() slog.Value {
+	if c == nil {
+		return slog.StringValue("<nil>")
+	}
+	rv := reflect.ValueOf(c).Elem()
+	attrs := make([]slog.Attr, 0, rv.NumField())
+	for i, v := range fields() {
+		key := strings.ToLower(v.Name)
+		fv := rv.Field(i)
+		if v.Secret {
+			s := ""
+			if !fv.IsZero() {
+				s = Redacted
+			}
+			attrs = append(attrs, slog.String(key, s))
+			continue
+		}
+		switch x := fv.Interface().(type) {
+		case time.Duration:
+			attrs = append(attrs, slog.String(key, x.String()))
+		case []string:
+			attrs = append(attrs, slog.String(key, strings.Join(x, ",")))
+		default:
+			attrs = append(attrs, slog.Any(key, x))
+		}
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// String never prints secrets either.
+func (c *Config) String() string { return c.LogValue().String() }
+
+func normaliseAPIBase(s string) (string, error) {
+	raw := strings.TrimSpace(s)
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("SENTRY_API_BASE must be an absolute http(s) URL such as https://sentry.io, got %q", s)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("SENTRY_API_BASE must not carry credentials, a query or a fragment, got %q", s)
+	}
+	trimmed := strings.TrimRight(raw, "/")
+	if strings.HasSuffix(trimmed, "/api/0") || strings.HasSuffix(trimmed, "/api") {
+		return "", fmt.Errorf("SENTRY_API_BASE must be the Sentry root URL without /api/0 (the client adds it), got %q", s)
+	}
+	return trimmed, nil
+}
+
+// normalisePrefix returns p without leading "/" and with a trailing "/".
+func normalisePrefix(name, p string) (string, error) {
+	p = strings.TrimLeft(strings.TrimSpace(p), "/")
+	if p == "" {
+		return "", fmt.Errorf("%s must be a non-empty object prefix such as %q: an empty prefix is the whole bucket, "+
+			"which the SecOps feed and the state would then share", name, defaultOf(name))
+	}
+	if !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", fmt.Errorf("%s must not contain empty, '.' or '..' path segments, got %q", name, p)
+		}
+	}
+	return p, nil
+}
+
+func checkPrefixesDisjoint(data, state string) error {
+	const why = "the SecOps feed ingests every object under GCS_PREFIX as a log, and a feed set to delete " +
+		"transferred files would delete the state and restart collection from scratch (the reference default " +
+		"STATE_KEY=sentry/events/state.json did exactly that); use a sibling prefix such as sentry/state/"
+	switch {
+	case strings.HasPrefix(state, data):
+		return fmt.Errorf("STATE_KEY %q is inside GCS_PREFIX %q: %s", state, data, why)
+	case strings.HasPrefix(data, state):
+		return fmt.Errorf("GCS_PREFIX %q is inside STATE_KEY %q: %s", data, state, why)
+	}
+	return nil
+}
+
+func emailList(name string, in []string) ([]string, error) {
+	var out []string
+	var errs []error
+	for _, s := range in {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if a, err := mail.ParseAddress(s); err != nil || a.Address != s || a.Name != "" {
+			errs = append(errs, fmt.Errorf("%s must be a comma-separated list of email addresses, got %q", name, s))
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, errors.Join(errs...)
+}
+
+// canonical parses a raw value of the variable's type and returns the form
+// go-envconfig decodes identically, or an error naming the variable.
+func (v field) canonical(raw string) (string, error) {
+	switch v.kind {
+	case kindInt:
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 {
+			return "", fmt.Errorf("%s must be a positive integer, got %q", v.Name, raw)
+		}
+		return strconv.Itoa(n), nil
+	case kindPort:
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 0 || n > 65535 {
+			return "", fmt.Errorf("%s must be a TCP port between 0 and 65535, got %q", v.Name, raw)
+		}
+		return strconv.Itoa(n), nil
+	case kindDuration:
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return "", fmt.Errorf("%s must be a duration such as \"90s\", \"30m\" or \"24h\" (no days unit: 7 days is \"168h\"), got %q", v.Name, raw)
+		}
+		return d.String(), nil
+	case kindBool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return "", fmt.Errorf("%s must be true or false, got %q", v.Name, raw)
+		}
+		return strconv.FormatBool(b), nil
+	}
+	return raw, nil
+}
