@@ -1,0 +1,298 @@
+package sentrysim
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestEventsLinkHeaderExactFormat(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{})
+	p := h.s.AddProject("web", "Web")
+	addEvents(h.s, p.ID, 150, t0.Add(-time.Minute))
+
+	tests := []struct {
+		name  string
+		query string
+		want  string
+	}{
+		{
+			name: "first_page_no_query",
+			want: `<URL?&cursor=0:0:1>; rel="previous"; results="false"; cursor="0:0:1", <URL?&cursor=0:100:0>; rel="next"; results="true"; cursor="0:100:0"`,
+		},
+		{
+			name:  "second_page_keeps_query_minus_cursor",
+			query: "per_page=100&cursor=0:100:0",
+			want:  `<URL?per_page=100&cursor=0:0:1>; rel="previous"; results="true"; cursor="0:0:1", <URL?per_page=100&cursor=0:200:0>; rel="next"; results="false"; cursor="0:200:0"`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := h.get(t, "tok", eventsPath("acme", p.ID, tc.query))
+			if r.status != http.StatusOK {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			want := strings.ReplaceAll(tc.want, "URL", h.ts.URL+"/api/0/projects/acme/"+p.ID+"/events/")
+			if diff := cmp.Diff(want, r.header.Get("Link")); diff != "" {
+				t.Errorf("Link (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestEventsPaginationFollowsNext(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{})
+	p := h.s.AddProject("web", "Web")
+	want := addEvents(h.s, p.ID, 250, t0.Add(-time.Hour))
+	// Two events in the same second: ordered by event id descending.
+	a := h.s.AddEvent(p.ID, EventSpec{ID: strings.Repeat("a", 32), Timestamp: t0.Add(-30 * time.Minute)})
+	b := h.s.AddEvent(p.ID, EventSpec{ID: strings.Repeat("b", 32), Timestamp: t0.Add(-30 * time.Minute).Add(500 * time.Millisecond)})
+	want = append([]string{b, a}, want...)
+	if diff := cmp.Diff(want, h.s.Visible(p.ID)); diff != "" {
+		t.Fatalf("Visible order (-want +got):\n%s", diff)
+	}
+
+	var got []string
+	var sizes []int
+	cursor := ""
+	for {
+		q := "per_page=100"
+		if cursor != "" {
+			q += "&cursor=" + cursor
+		}
+		r := h.get(t, "tok", eventsPath("acme", "web", q))
+		if r.status != http.StatusOK {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		rows := decodeEvents(t, r.body)
+		sizes = append(sizes, len(rows))
+		got = append(got, ids(rows)...)
+		_, next := parseLink(t, r.header.Get("Link"))
+		if !next.results {
+			break
+		}
+		cursor = next.cursor
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ids (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{100, 100, 52}, sizes); diff != "" {
+		t.Errorf("page sizes (-want +got):\n%s", diff)
+	}
+}
+
+func TestEventsIsPrevIgnored(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{})
+	p := h.s.AddProject("web", "Web")
+	addEvents(h.s, p.ID, 250, t0.Add(-time.Hour))
+	for _, off := range []string{"0", "100", "200"} {
+		fwd := h.get(t, "tok", eventsPath("acme", p.ID, "cursor=0:"+off+":0"))
+		back := h.get(t, "tok", eventsPath("acme", p.ID, "cursor=0:"+off+":1"))
+		if fwd.status != 200 || back.status != 200 {
+			t.Fatalf("status %d/%d", fwd.status, back.status)
+		}
+		if diff := cmp.Diff(string(fwd.body), string(back.body)); diff != "" {
+			t.Errorf("offset %s: is_prev changed the page (-fwd +prev):\n%s", off, diff)
+		}
+	}
+	// The value part is ignored too.
+	x := h.get(t, "tok", eventsPath("acme", p.ID, "cursor=1234:100:1"))
+	y := h.get(t, "tok", eventsPath("acme", p.ID, "cursor=0:100:0"))
+	if string(x.body) != string(y.body) {
+		t.Errorf("cursor value changed the page")
+	}
+}
+
+func TestEventsDateRange(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{})
+	p := h.s.AddProject("web", "Web")
+	base := time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC)
+	// Events at 10:00:00, 10:00:01 … 10:00:09, plus one at 10:00:05.700
+	// (second resolution: it sorts and filters as 10:00:05).
+	var all []string
+	for i := range 10 {
+		all = append(all, h.s.AddEvent(p.ID, EventSpec{ID: strings.Repeat(string("0123456789"[i]), 32), Timestamp: base.Add(time.Duration(i) * time.Second)}))
+	}
+	frac := h.s.AddEvent(p.ID, EventSpec{ID: strings.Repeat("f", 32), Timestamp: base.Add(5*time.Second + 700*time.Millisecond)})
+	_ = all
+
+	tests := []struct {
+		name       string
+		query      string
+		wantStatus int
+		wantDetail string
+		wantIDs    []string
+	}{
+		{name: "start_without_end", query: "start=2026-03-14T10:00:00Z", wantStatus: 400, wantDetail: "Invalid date range parameters provided"},
+		{name: "end_without_start", query: "end=2026-03-14T10:00:00Z", wantStatus: 400, wantDetail: "Invalid date range parameters provided"},
+		{name: "start_equals_end", query: "start=2026-03-14T10:00:00Z&end=2026-03-14T10:00:00Z", wantStatus: 400, wantDetail: "Invalid date range parameters provided"},
+		{name: "unparsable", query: "start=yesterday&end=2026-03-14T10:00:00Z", wantStatus: 400, wantDetail: "Invalid date range parameters provided"},
+		{name: "bad_stats_period", query: "statsPeriod=forever", wantStatus: 400, wantDetail: "Invalid date range parameters provided"},
+		{
+			name:       "half_open",
+			query:      "start=2026-03-14T10:00:03Z&end=2026-03-14T10:00:06Z",
+			wantStatus: 200,
+			wantIDs:    []string{frac, strings.Repeat("5", 32), strings.Repeat("4", 32), strings.Repeat("3", 32)},
+		},
+		{
+			name:       "naive_is_utc",
+			query:      "start=2026-03-14T10:00:08&end=2026-03-14T10:00:10",
+			wantStatus: 200,
+			wantIDs:    []string{strings.Repeat("9", 32), strings.Repeat("8", 32)},
+		},
+		{
+			name:       "offset_converted",
+			query:      "start=2026-03-14T11:00:08%2B01:00&end=2026-03-14T11:00:09%2B01:00",
+			wantStatus: 200,
+			wantIDs:    []string{strings.Repeat("8", 32)},
+		},
+		{
+			name:       "stats_period_overrides_start_end",
+			query:      "statsPeriod=1h&start=2026-03-14T10:00:08Z&end=2026-03-14T10:00:10Z",
+			wantStatus: 200,
+			wantIDs:    []string{},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := h.get(t, "tok", eventsPath("acme", p.ID, tc.query))
+			if r.status != tc.wantStatus {
+				t.Fatalf("status = %d, want %d: %s", r.status, tc.wantStatus, r.body)
+			}
+			if tc.wantStatus != 200 {
+				if got := r.detail(t); got != tc.wantDetail {
+					t.Errorf("detail = %q, want %q", got, tc.wantDetail)
+				}
+				return
+			}
+			if diff := cmp.Diff(tc.wantIDs, ids(decodeEvents(t, r.body))); diff != "" {
+				t.Errorf("ids (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestEventsIgnoreDateRange(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{IgnoreDateRange: true})
+	p := h.s.AddProject("web", "Web")
+	addEvents(h.s, p.ID, 5, t0.Add(-time.Hour))
+	r := h.get(t, "tok", eventsPath("acme", p.ID, "start=2020-01-01T00:00:00Z&end=2020-01-02T00:00:00Z"))
+	if got := len(decodeEvents(t, r.body)); r.status != 200 || got != 5 {
+		t.Errorf("status %d, %d rows; want 200 with all 5 (range ignored)", r.status, got)
+	}
+	r = h.get(t, "tok", eventsPath("acme", p.ID, "start=2020-01-01T00:00:00Z"))
+	if r.status != 200 {
+		t.Errorf("start alone: status %d, want 200 (no validation on old servers)", r.status)
+	}
+}
+
+func TestEventsParameters(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{})
+	p := h.s.AddProject("web", "Web")
+	addEvents(h.s, p.ID, 120, t0.Add(-time.Hour))
+
+	tests := []struct {
+		name       string
+		query      string
+		wantStatus int
+		wantDetail string
+		wantRows   int
+		wantFull   bool
+	}{
+		{name: "default_100", wantStatus: 200, wantRows: 100},
+		{name: "per_page_100", query: "per_page=100", wantStatus: 200, wantRows: 100},
+		{name: "per_page_7", query: "per_page=7", wantStatus: 200, wantRows: 7},
+		{name: "per_page_over_max", query: "per_page=101", wantStatus: 400, wantDetail: "Invalid per_page value. Cannot exceed 100."},
+		{name: "per_page_not_int", query: "per_page=ten", wantStatus: 400, wantDetail: "Invalid per_page parameter."},
+		{name: "per_page_zero_asserts", query: "per_page=0", wantStatus: 500, wantDetail: "Internal Error"},
+		{name: "per_page_negative", query: "per_page=-3", wantStatus: 500, wantDetail: "Internal Error"},
+		{name: "full_1_clamps_to_10", query: "full=1&per_page=50", wantStatus: 200, wantRows: 10, wantFull: true},
+		{name: "full_true_clamps_default", query: "full=true", wantStatus: 200, wantRows: 10, wantFull: true},
+		{name: "full_false_is_simple", query: "full=false", wantStatus: 200, wantRows: 100},
+		{name: "full_still_validates_max", query: "full=1&per_page=500", wantStatus: 400, wantDetail: "Invalid per_page value. Cannot exceed 100."},
+		{name: "cursor_two_parts", query: "cursor=0:100", wantStatus: 400, wantDetail: "Invalid cursor parameter."},
+		{name: "cursor_garbage", query: "cursor=abc", wantStatus: 400, wantDetail: "Invalid cursor parameter."},
+		{name: "cursor_float_offset", query: "cursor=0:1.5:0", wantStatus: 400, wantDetail: "Invalid cursor parameter."},
+		{name: "cursor_float_value_ok", query: "cursor=0.5:100:0", wantStatus: 200, wantRows: 20},
+		{name: "query_substring_of_message", query: "query=BOOM+2", wantStatus: 200, wantRows: 40},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := h.get(t, "tok", eventsPath("acme", p.ID, tc.query))
+			if r.status != tc.wantStatus {
+				t.Fatalf("status = %d, want %d: %s", r.status, tc.wantStatus, r.body)
+			}
+			if tc.wantStatus != 200 {
+				if got := r.detail(t); got != tc.wantDetail {
+					t.Errorf("detail = %q, want %q", got, tc.wantDetail)
+				}
+				return
+			}
+			var rows []map[string]any
+			if err := json.Unmarshal(r.body, &rows); err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != tc.wantRows {
+				t.Errorf("rows = %d, want %d", len(rows), tc.wantRows)
+			}
+			_, hasReceived := rows[0]["dateReceived"]
+			_, hasType := rows[0]["type"]
+			_, hasEventType := rows[0]["event.type"]
+			if hasReceived != tc.wantFull || hasType != tc.wantFull || hasEventType == tc.wantFull {
+				t.Errorf("full shape: dateReceived=%v type=%v event.type=%v, want full=%v", hasReceived, hasType, hasEventType, tc.wantFull)
+			}
+		})
+	}
+}
+
+func TestSimpleEventShape(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Seed: 7})
+	h.s.Populate(Scenario{Projects: 6, Backlog: 600})
+	h.clock.Advance(time.Minute)
+	wantKeys := []string{"crashFile", "culprit", "dateCreated", "event.type", "eventID", "groupID", "id", "location", "message", "metadata", "platform", "projectID", "tags", "title", "user"}
+	for _, p := range h.s.Projects() {
+		r := h.get(t, "tok", eventsPath("acme", p.ID, "per_page=100"))
+		var rows []json.RawMessage
+		if err := json.Unmarshal(r.body, &rows); err != nil {
+			t.Fatalf("%s: %v", p.Slug, err)
+		}
+		for _, raw := range rows {
+			if len(raw) < 400 || len(raw) > 1200 {
+				t.Errorf("row size %d outside 400..1200: %s", len(raw), raw)
+			}
+			var m map[string]any
+			if err := json.Unmarshal(raw, &m); err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for k := range m {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			if diff := cmp.Diff(wantKeys, keys); diff != "" {
+				t.Fatalf("keys (-want +got):\n%s", diff)
+			}
+			if m["id"] != m["eventID"] || m["projectID"] != p.ID {
+				t.Errorf("id/eventID/projectID mismatch: %s", raw)
+			}
+			if _, err := time.Parse("2006-01-02T15:04:05Z", m["dateCreated"].(string)); err != nil {
+				t.Errorf("dateCreated %v: %v", m["dateCreated"], err)
+			}
+		}
+	}
+}

@@ -1,0 +1,680 @@
+package sentrysim
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// handleOrg serves GET /api/0/organizations/{org}/ (scope org:read).
+func (s *Server) handleOrg(rq *request) response {
+	if e := s.orgCheck(rq, "org:read"); e != nil {
+		return *e
+	}
+	region := s.cfg.RegionURL
+	if region == "" {
+		region = requestBase(rq.r)
+	}
+	orgURL := s.cfg.URLPrefix
+	if orgURL == "" {
+		orgURL = requestBase(rq.r)
+	}
+	b := []byte(`{"id":"`)
+	b = append(b, s.cfg.OrgID...)
+	b = append(b, `","slug":`...)
+	b = appendJSONString(b, s.cfg.Org)
+	b = append(b, `,"status":{"id":"active","name":"active"},"name":`...)
+	b = appendJSONString(b, strings.ToUpper(s.cfg.Org[:1])+s.cfg.Org[1:]+" Inc")
+	b = append(b, `,"dateCreated":"`...)
+	b = s.orgCreated.AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+	b = append(b, `","isEarlyAdopter":false,"require2FA":false,"avatar":{"avatarType":"letter_avatar","avatarUuid":null,"avatarUrl":null},"links":{"organizationUrl":`...)
+	b = appendJSONString(b, strings.TrimRight(orgURL, "/"))
+	b = append(b, `,"regionUrl":`...)
+	b = appendJSONString(b, strings.TrimRight(region, "/"))
+	b = append(b, `},"hasAuthProvider":false,"allowMemberInvite":true,"allowMemberProjectCreation":true,"allowSuperuserAccess":false,"features":["discover-basic","event-attachments","global-views","integrations-stacktrace-link","open-membership","sso-basic"],"dataScrubber":false,"scrubIPAddresses":false,"isDefault":false,"defaultRole":"member","orgRole":"member","access":[]}`...)
+	return jsonResp(http.StatusOK, b)
+}
+
+// handleProjects serves GET /api/0/organizations/{org}/projects/
+// (OffsetPaginator ordered by slug, live projects only; scope org:read).
+func (s *Server) handleProjects(rq *request) response {
+	if e := s.orgCheck(rq, "org:read"); e != nil {
+		return *e
+	}
+	type row struct {
+		id                   string
+		slug, name, platform string
+		created              time.Time
+		firstEvent           int64
+		hasEvents            bool
+	}
+	s.mu.RLock()
+	rows := make([]row, 0, len(s.projects))
+	live := make([]*project, 0, len(s.projects))
+	for _, p := range s.projects {
+		if p.live {
+			rows = append(rows, row{id: p.idStr, slug: p.slug, name: p.name, platform: p.platform, created: p.created})
+			live = append(live, p)
+		}
+	}
+	s.mu.RUnlock()
+	now := rq.now.UnixNano()
+	for i, p := range live {
+		p.mu.Lock()
+		p.promoteLocked(now)
+		if len(p.visible) > 0 {
+			rows[i].hasEvents, rows[i].firstEvent = true, p.visible[0].ts
+		}
+		p.mu.Unlock()
+	}
+	slices.SortFunc(rows, func(a, b row) int { return cmpString(a.slug, b.slug) })
+	render := func(b []byte, r row) []byte {
+		b = append(b, `{"id":"`...)
+		b = append(b, r.id...)
+		b = append(b, `","slug":`...)
+		b = appendJSONString(b, r.slug)
+		b = append(b, `,"name":`...)
+		b = appendJSONString(b, r.name)
+		b = append(b, `,"platform":"`...)
+		b = append(b, r.platform...)
+		b = append(b, `","platforms":["`...)
+		b = append(b, r.platform...)
+		b = append(b, `"],"dateCreated":"`...)
+		b = r.created.AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+		b = append(b, `","isBookmarked":false,"isMember":true,"features":["alert-filters","minidump","similarity-indexing"],"firstEvent":`...)
+		if r.hasEvents {
+			b = append(b, '"')
+			b = appendDate(b, r.firstEvent)
+			b = append(b, '"')
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, `,"firstTransactionEvent":false,"access":["project:read","event:read"],"hasAccess":true,"hasMinifiedStackTrace":false,"hasMonitors":false,"hasProfiles":false,"hasReplays":false,"hasFeedbacks":false,"hasSessions":false,"isInternal":false,"isPublic":false,"avatar":{"avatarType":"letter_avatar","avatarUuid":null},"color":"#3f70bf","team":{"id":"1","name":"Platform","slug":"platform"},"teams":[{"id":"1","name":"Platform","slug":"platform"}],"environments":["production","staging"],"latestRelease":null,"latestDeploys":null,"hasUserReports":false}`...)
+		return b
+	}
+	if v, _ := last(rq.q, "all_projects"); v == "1" {
+		b := []byte{'['}
+		for i, r := range rows {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = render(b, r)
+		}
+		return jsonResp(http.StatusOK, append(b, ']'))
+	}
+	limit, e := perPage(rq.q)
+	if e != nil {
+		return *e
+	}
+	cur, e := cursorParam(rq.q)
+	if e != nil {
+		return *e
+	}
+	if limit <= 0 || (cur != nil && cur.floatValue) {
+		return internalError(s.newEventID())
+	}
+	lo, hi, prev, next, bad := offsetPage(len(rows), limit, cur)
+	if bad != "" {
+		return badRequest(bad)
+	}
+	b := []byte{'['}
+	for i := lo; i < hi; i++ {
+		if i > lo {
+			b = append(b, ',')
+		}
+		b = render(b, rows[i])
+	}
+	resp := jsonResp(http.StatusOK, append(b, ']'))
+	resp.header = http.Header{"Link": {s.linkHeader(rq.r, prev, next)}}
+	return resp
+}
+
+// resolveProject is ProjectEndpoint.convert_args: id or slug; 404 for
+// unknown or inactive projects; 302 for a renamed slug (after the
+// permission check, so a rename is not revealed to callers without access).
+func (s *Server) resolveProject(rq *request, scope string) (*project, *response) {
+	org := rq.r.PathValue("org")
+	if org != s.cfg.Org && org != s.cfg.OrgID {
+		resp := notFound()
+		return nil, &resp
+	}
+	key := rq.r.PathValue("project")
+	s.mu.RLock()
+	p := s.byID[key]
+	if p == nil {
+		p = s.bySlug[key]
+	}
+	var moved *project
+	var newSlug string
+	if p == nil {
+		if moved = s.redirects[key]; moved != nil {
+			newSlug = moved.slug
+		}
+	}
+	var live bool
+	if p != nil {
+		live = p.live
+	} else if moved != nil {
+		live = moved.live
+	}
+	s.mu.RUnlock()
+	switch {
+	case p != nil:
+		if !live {
+			resp := notFound()
+			return nil, &resp
+		}
+		if !hasScope(rq.scopes, scope) {
+			resp := forbidden()
+			return nil, &resp
+		}
+		return p, nil
+	case moved != nil:
+		if !hasScope(rq.scopes, scope) {
+			resp := forbidden()
+			return nil, &resp
+		}
+		requested := rq.r.URL.RequestURI()
+		newURL := strings.Replace(requested, "projects/"+org+"/"+key+"/", "projects/"+org+"/"+newSlug+"/", 1)
+		if !live || newURL == requested {
+			resp := notFound()
+			return nil, &resp
+		}
+		b := []byte(`{"slug":`)
+		b = appendJSONString(b, newSlug)
+		b = append(b, `,"detail":{"code":"resource-moved","message":"Resource has been moved","extra":{"url":`...)
+		b = appendJSONString(b, newURL)
+		b = append(b, `,"slug":`...)
+		b = appendJSONString(b, newSlug)
+		b = append(b, `}}}`...)
+		resp := jsonResp(http.StatusFound, b)
+		resp.header = http.Header{"Location": {newURL}}
+		return nil, &resp
+	}
+	resp := notFound()
+	return nil, &resp
+}
+
+// handleEvents serves GET /api/0/projects/{org}/{project}/events/
+// (GenericOffsetPaginator; scope project:read).
+func (s *Server) handleEvents(rq *request) response {
+	p, e := s.resolveProject(rq, "project:read")
+	if e != nil {
+		return *e
+	}
+	var start, end int64
+	var hasRange bool
+	if !s.cfg.IgnoreDateRange {
+		st, en, ok, msg := dateRange(rq.q, rq.now, true, 0)
+		if msg != "" {
+			return badRequest("Invalid date range parameters provided")
+		}
+		if ok {
+			hasRange = true
+			start, end = st.Unix(), en.Unix()
+		}
+	}
+	limit, e := perPage(rq.q)
+	if e != nil {
+		return *e
+	}
+	fullV, _ := last(rq.q, "full")
+	full := fullV == "1" || fullV == "true"
+	if full {
+		limit = min(limit, 10)
+	}
+	cur, e := cursorParam(rq.q)
+	if e != nil {
+		return *e
+	}
+	if limit <= 0 {
+		// GenericOffsetPaginator.get_result: assert limit > 0.
+		return internalError(s.newEventID())
+	}
+	var offset int64
+	if cur != nil {
+		offset = cur.offset
+	}
+	if offset < 0 {
+		return internalError(s.newEventID())
+	}
+	query, _ := last(rq.q, "query")
+	query = strings.ToLower(query)
+
+	rows := make([]rowCtx, 0, limit+1)
+	p.mu.Lock()
+	p.promoteLocked(rq.now.UnixNano())
+	lo, hi := p.window(start, end, hasRange)
+	if query == "" {
+		for i := int64(hi) - 1 - offset; i >= int64(lo) && int64(len(rows)) <= limit; i-- {
+			ev := p.visible[i]
+			rows = append(rows, rowCtx{e: ev, g: p.groups[ev.group]})
+		}
+	} else {
+		skip := offset
+		for i := hi - 1; i >= lo && int64(len(rows)) <= limit; i-- {
+			ev := p.visible[i]
+			g := p.groups[ev.group]
+			msg := ev.msg
+			if msg == "" {
+				msg = g.tpl.title()
+			}
+			if !strings.Contains(strings.ToLower(msg), query) {
+				continue
+			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			rows = append(rows, rowCtx{e: ev, g: g})
+		}
+	}
+	p.mu.Unlock()
+	s.mu.RLock()
+	pid, platform := p.idStr, p.platform
+	s.mu.RUnlock()
+
+	hasMore := int64(len(rows)) == limit+1
+	if hasMore {
+		rows = rows[:limit]
+	}
+	size := 700
+	if full {
+		size = 2600
+	}
+	b := make([]byte, 0, len(rows)*size+2)
+	b = append(b, '[')
+	for i, rc := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		rc.projectID, rc.platform = pid, platform
+		b = appendEvent(b, rc, full)
+	}
+	b = append(b, ']')
+	resp := jsonResp(http.StatusOK, b)
+	prev := intCursor(0, max(0, offset-limit), true, offset > 0)
+	next := intCursor(0, max(0, offset+limit), false, hasMore)
+	resp.header = http.Header{"Link": {s.linkHeader(rq.r, prev, next)}}
+	return resp
+}
+
+// issueRow is a snapshot of an issue for one request.
+type issueRow struct {
+	g                   *group
+	p                   *project
+	status              string
+	firstSeen, lastSeen int64
+	count, users        int64
+	projectSlug         string
+	projectName         string
+	platform            string
+	projectID           string
+}
+
+// handleIssues serves GET /api/0/organizations/{org}/issues/
+// (SequencePaginator keyset; scope event:read).
+func (s *Server) handleIssues(rq *request) response {
+	if e := s.orgCheck(rq, "event:read"); e != nil {
+		return *e
+	}
+	q := rq.q
+	start, end, _, msg := dateRange(q, rq.now, false, 90*24*time.Hour)
+	if msg != "" {
+		return badRequest(msg)
+	}
+	limit := int64(100)
+	if raw, _ := last(q, "limit"); raw != "" {
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return jsonResp(http.StatusBadRequest, []byte(`["invalid limit"]`))
+		}
+		limit = n
+	}
+	query, has := last(q, "query")
+	if !has {
+		query = "is:unresolved"
+	}
+	filter := parseIssueQuery(query)
+	sortBy, _ := last(q, "sort")
+	if sortBy == "" {
+		sortBy = "date"
+	}
+	switch sortBy {
+	case "date", "new", "freq", "user":
+	default:
+		return badRequest("Invalid sort: " + sortBy)
+	}
+	wanted, e := s.projectFilter(q, rq.scopes)
+	if e != nil {
+		return *e
+	}
+	cur, e := cursorParam(q)
+	if e != nil {
+		return *e
+	}
+
+	s.mu.RLock()
+	ps := make([]*project, 0, len(s.projects))
+	meta := map[*project][4]string{}
+	for _, p := range s.projects {
+		if p.live && (wanted == nil || wanted[p.idStr]) {
+			ps = append(ps, p)
+			meta[p] = [4]string{p.idStr, p.slug, p.name, p.platform}
+		}
+	}
+	s.mu.RUnlock()
+	now := rq.now.UnixNano()
+	var rows []issueRow
+	for _, p := range ps {
+		p.mu.Lock()
+		p.promoteLocked(now)
+		for _, g := range p.groups {
+			if g.count == 0 {
+				continue
+			}
+			m := meta[p]
+			rows = append(rows, issueRow{g: g, p: p, status: g.status, firstSeen: g.firstSeen, lastSeen: g.lastSeen, count: g.count, users: g.userCount,
+				projectID: m[0], projectSlug: m[1], projectName: m[2], platform: m[3]})
+		}
+		p.mu.Unlock()
+	}
+	items := make([]seqItem, 0, len(rows))
+	for i, r := range rows {
+		if r.lastSeen < start.Unix() || r.firstSeen >= end.Unix() || !filter.match(r) {
+			continue
+		}
+		var score int64
+		switch sortBy {
+		case "date":
+			score = r.lastSeen * 1000
+		case "new":
+			score = r.firstSeen * 1000
+		case "freq":
+			score = r.count
+		case "user":
+			score = r.users
+		}
+		items = append(items, seqItem{score: score, id: r.g.id, idx: i})
+	}
+	slices.SortFunc(items, func(a, b seqItem) int {
+		if c := cmp64(b.score, a.score); c != 0 {
+			return c
+		}
+		return cmp64(b.id, a.id)
+	})
+	page, prev, next := sequencePage(items, limit, cur)
+	b := []byte{'['}
+	base := strings.TrimRight(s.cfg.URLPrefix, "/")
+	if base == "" {
+		base = requestBase(rq.r)
+	}
+	for i, it := range page {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendIssue(b, rows[it.idx], base, s.cfg.Org)
+	}
+	resp := jsonResp(http.StatusOK, append(b, ']'))
+	hits := min(len(items), 1000)
+	resp.header = http.Header{
+		"Link":       {s.linkHeader(rq.r, prev, next)},
+		"X-Hits":     {strconv.Itoa(hits)},
+		"X-Max-Hits": {"1000"},
+	}
+	return resp
+}
+
+// projectFilter parses repeated project ids; nil means all projects.
+func (s *Server) projectFilter(q map[string][]string, _ []string) (map[string]bool, *response) {
+	ids := q["project"]
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	out := map[string]bool{}
+	all := false
+	for _, id := range ids {
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil {
+			resp := badRequest("Invalid project parameter. Values must be numbers.")
+			return nil, &resp
+		}
+		if n == -1 {
+			all = true
+			continue
+		}
+		out[strconv.FormatInt(n, 10)] = true
+	}
+	if all && len(out) > 0 {
+		resp := forbidden()
+		return nil, &resp
+	}
+	if all {
+		return nil, nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for id := range out {
+		if p := s.byID[id]; p == nil || !p.live {
+			resp := forbidden()
+			return nil, &resp
+		}
+	}
+	return out, nil
+}
+
+type issueFilter struct {
+	statuses []string
+	levels   []string
+	text     []string
+}
+
+// parseIssueQuery understands is:<status>, level:<level> and free text
+// (substring of the title); other key:value tokens are ignored.
+func parseIssueQuery(q string) issueFilter {
+	var f issueFilter
+	for _, tok := range strings.Fields(q) {
+		k, v, ok := strings.Cut(tok, ":")
+		switch {
+		case ok && k == "is":
+			switch v {
+			case "unresolved", "resolved", "ignored":
+				f.statuses = append(f.statuses, v)
+			case "archived":
+				f.statuses = append(f.statuses, "ignored")
+			}
+		case ok && k == "level":
+			f.levels = append(f.levels, strings.Split(strings.Trim(v, "[]"), ",")...)
+		case ok:
+		default:
+			f.text = append(f.text, strings.ToLower(strings.Trim(tok, `"`)))
+		}
+	}
+	return f
+}
+
+func (f issueFilter) match(r issueRow) bool {
+	if len(f.statuses) > 0 && !slices.Contains(f.statuses, r.status) {
+		return false
+	}
+	if len(f.levels) > 0 && !slices.Contains(f.levels, levels[r.g.level]) {
+		return false
+	}
+	title := strings.ToLower(r.g.tpl.title())
+	for _, t := range f.text {
+		if !strings.Contains(title, t) {
+			return false
+		}
+	}
+	return true
+}
+
+func appendIssue(b []byte, r issueRow, base, org string) []byte {
+	g := r.g
+	b = append(b, `{"id":"`...)
+	b = append(b, g.idStr...)
+	b = append(b, `","shareId":null,"shortId":`...)
+	b = appendJSONString(b, g.shortID)
+	b = append(b, `,"title":`...)
+	b = appendJSONString(b, g.tpl.title())
+	b = append(b, `,"culprit":`...)
+	b = appendNullableString(b, g.tpl.culprit)
+	b = append(b, `,"permalink":`...)
+	b = appendJSONString(b, base+"/organizations/"+org+"/issues/"+g.idStr+"/")
+	b = append(b, `,"logger":null,"level":"`...)
+	b = append(b, levels[g.level]...)
+	b = append(b, `","status":"`...)
+	b = append(b, r.status...)
+	b = append(b, `","statusDetails":{},"substatus":`...)
+	switch r.status {
+	case "unresolved":
+		b = append(b, `"ongoing"`...)
+	case "ignored":
+		b = append(b, `"archived_forever"`...)
+	default:
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"isPublic":false,"platform":"`...)
+	b = append(b, r.platform...)
+	b = append(b, `","project":{"id":"`...)
+	b = append(b, r.projectID...)
+	b = append(b, `","name":`...)
+	b = appendJSONString(b, r.projectName)
+	b = append(b, `,"slug":`...)
+	b = appendJSONString(b, r.projectSlug)
+	b = append(b, `,"platform":"`...)
+	b = append(b, r.platform...)
+	b = append(b, `"},"type":"error","metadata":`...)
+	b = appendMetadata(b, g)
+	b = append(b, `,"numComments":0,"assignedTo":null,"isBookmarked":false,"isSubscribed":false,"subscriptionDetails":null,"hasSeen":false,"annotations":[],"issueType":"error","issueCategory":"error","priority":"`...)
+	b = append(b, g.priority...)
+	b = append(b, `","priorityLockedAt":null,"isUnhandled":`...)
+	b = strconv.AppendBool(b, !g.tpl.handled)
+	b = append(b, `,"count":"`...)
+	b = strconv.AppendInt(b, r.count, 10)
+	b = append(b, `","userCount":`...)
+	b = strconv.AppendInt(b, r.users, 10)
+	b = append(b, `,"firstSeen":"`...)
+	b = appendDate(b, r.firstSeen)
+	b = append(b, `","lastSeen":"`...)
+	b = appendDate(b, r.lastSeen)
+	b = append(b, `","stats":{}}`...)
+	return b
+}
+
+// auditEntry is one audit log row.
+type auditEntry struct {
+	id        int64
+	at        int64 // unix micros
+	visibleAt int64 // unix nanos
+	event     string
+	actorID   int64
+	actorName string
+	note      string
+}
+
+// auditCmp orders entries newest first (datetime, then id).
+func auditCmp(a, b auditEntry) int {
+	if c := cmp64(b.at, a.at); c != 0 {
+		return c
+	}
+	return cmp64(b.id, a.id)
+}
+
+var auditEventNames = []string{
+	"alertrule.add", "alertrule.edit", "alertrule.remove", "api-key.add", "api-key.edit", "api-key.remove",
+	"integration.add", "integration.edit", "integration.remove", "internal-integration.add-token",
+	"internal-integration.create", "internal-integration.disable", "internal-integration.remove-token",
+	"issue.delete", "member.accept-invite", "member.add", "member.edit", "member.invite", "member.join-team",
+	"member.leave-team", "member.pending", "member.reinvite", "member.remove", "org-auth-token.create",
+	"org-auth-token.remove", "org.create", "org.edit", "org.remove", "org.restore", "project.create",
+	"project.edit", "project.remove", "projectkey.add", "projectkey.edit", "projectkey.remove",
+	"rule.add", "rule.edit", "rule.remove", "sso-identity.link", "sso.disable", "sso.edit", "sso.enable",
+	"team.create", "team.edit", "team.remove",
+}
+
+// handleAuditLogs serves GET /api/0/organizations/{org}/audit-logs/
+// (DateTimePaginator newest first; scope org:write).
+func (s *Server) handleAuditLogs(rq *request) response {
+	if e := s.orgCheck(rq, "org:write"); e != nil {
+		return *e
+	}
+	q := rq.q
+	var actor int64 = -1
+	if raw, ok := last(q, "actor"); ok && raw != "" {
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return jsonResp(http.StatusBadRequest, []byte(`{"actor":["A valid integer is required."]}`))
+		}
+		if n > 2147483647 {
+			return jsonResp(http.StatusBadRequest, []byte(`{"actor":["Ensure this value is less than or equal to 2147483647."]}`))
+		}
+		actor = n
+	}
+	evName, _ := last(q, "event")
+	limit, e := perPage(q)
+	if e != nil {
+		return *e
+	}
+	cur, e := cursorParam(q)
+	if e != nil {
+		return *e
+	}
+	if limit <= 0 {
+		return internalError(s.newEventID())
+	}
+	now := rq.now.UnixNano()
+	s.auditMu.Lock()
+	entries := make([]auditEntry, 0, len(s.audit))
+	for _, a := range s.audit {
+		if a.visibleAt > now || (evName != "" && a.event != evName) || (actor >= 0 && a.actorID != actor) {
+			continue
+		}
+		entries = append(entries, a)
+	}
+	s.auditMu.Unlock()
+	items := make([]keysetItem, len(entries))
+	for i, a := range entries {
+		items[i] = keysetItem{micros: a.at, idx: i}
+	}
+	page, prev, next := keysetPage(items, limit, cur)
+	b := []byte(`{"rows":[`)
+	for i, it := range page {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		a := entries[it.idx]
+		b = append(b, `{"id":"`...)
+		b = strconv.AppendInt(b, a.id, 10)
+		b = append(b, `","actor":{"id":"`...)
+		b = strconv.AppendInt(b, a.actorID, 10)
+		b = append(b, `","name":`...)
+		b = appendJSONString(b, a.actorName)
+		b = append(b, `,"email":`...)
+		b = appendJSONString(b, a.actorName)
+		b = append(b, `,"isActive":true,"has2fa":true},"event":`...)
+		b = appendJSONString(b, a.event)
+		b = append(b, `,"ipAddress":"192.0.2.`...)
+		b = strconv.AppendInt(b, a.actorID%250+1, 10)
+		b = append(b, `","note":`...)
+		b = appendJSONString(b, a.note)
+		b = append(b, `,"targetObject":`...)
+		b = strconv.AppendInt(b, 4000+a.id%97, 10)
+		b = append(b, `,"targetUser":null,"data":{},"dateCreated":"`...)
+		b = time.UnixMicro(a.at).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+		b = append(b, `"}`...)
+	}
+	b = append(b, `],"options":[`...)
+	for i, n := range auditEventNames {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, n)
+	}
+	b = append(b, "]}"...)
+	resp := jsonResp(http.StatusOK, b)
+	resp.header = http.Header{"Link": {s.linkHeader(rq.r, prev, next)}}
+	return resp
+}

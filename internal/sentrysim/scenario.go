@@ -1,0 +1,212 @@
+package sentrysim
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Scenario describes generated data. Populate spreads Backlog events over
+// [now−BacklogSpan, now) and Arrivals over [now, now+ArrivalSpan) by event
+// timestamp. Each event becomes visible a few seconds after it was received;
+// a LateFraction of them is received (and so becomes visible) up to MaxLate
+// after its timestamp, like offline clients.
+type Scenario struct {
+	Projects     int           // new projects to create; 0 uses the existing ones
+	Backlog      int           // events in the past
+	BacklogSpan  time.Duration // default 6h
+	Arrivals     int           // events in the future ("live")
+	ArrivalSpan  time.Duration // default 1h
+	LateFraction float64       // share of late events, 0..1
+	MaxLate      time.Duration // default 10m
+}
+
+var projectWords = []string{"web-frontend", "checkout-api", "payments", "mobile-ios", "mobile-android", "auth-service", "search", "notifications", "billing-worker", "admin-portal", "inventory", "reports", "gateway", "recommendations", "media-upload", "scheduler"}
+
+// Populate generates projects, issues, events and audit log entries,
+// reproducibly from Config.Seed (and the number of earlier Populate calls).
+func (s *Server) Populate(sc Scenario) {
+	if sc.BacklogSpan <= 0 {
+		sc.BacklogSpan = 6 * time.Hour
+	}
+	if sc.ArrivalSpan <= 0 {
+		sc.ArrivalSpan = time.Hour
+	}
+	if sc.MaxLate <= 0 {
+		sc.MaxLate = 10 * time.Minute
+	}
+	s.mu.Lock()
+	s.popCount++
+	rng := rand.New(rand.NewPCG(uint64(s.cfg.Seed), 0x5ce7a000+uint64(s.popCount)))
+	for range sc.Projects {
+		w := projectWords[rng.IntN(len(projectWords))]
+		slug := w
+		for n := 2; ; n++ {
+			if _, taken := s.bySlug[slug]; !taken {
+				break
+			}
+			slug = w + "-" + strconv.Itoa(n)
+		}
+		s.addProjectLocked(slug, titleCase(slug), platforms[rng.IntN(len(platforms))])
+	}
+	var ps []*project
+	for _, p := range s.projects {
+		if p.live {
+			ps = append(ps, p)
+		}
+	}
+	s.mu.Unlock()
+	if len(ps) == 0 {
+		return
+	}
+	now := s.clock.Now()
+
+	// Issues: each project gets 3–8 groups from its platform's templates
+	// (with variants), most unresolved.
+	for _, p := range ps {
+		p.mu.Lock()
+		pool := templatesByPlatform[p.platform]
+		want := 3 + rng.IntN(6)
+		for len(p.groups) < want {
+			t := pool[rng.IntN(len(pool))]
+			if k := len(p.groups); k >= len(pool) {
+				t.value += fmt.Sprintf(" (variant %d)", k)
+			}
+			status := "unresolved"
+			switch x := rng.Float64(); {
+			case x < 0.12:
+				status = "resolved"
+			case x < 0.17:
+				status = "ignored"
+			}
+			lvl := uint8(1)
+			switch x := rng.Float64(); {
+			case x < 0.1:
+				lvl = 0
+			case x < 0.25:
+				lvl = 2
+			}
+			key := t.title() + "#" + strconv.Itoa(len(p.groups))
+			p.groupBy[key] = s.newGroupLocked(p, t, lvl, status)
+		}
+		p.mu.Unlock()
+	}
+
+	// Skewed traffic: a few hot projects, a long tail.
+	weights := make([]float64, len(ps))
+	var total float64
+	for i := range weights {
+		total += 1 / math.Pow(float64(i+1), 0.8)
+		weights[i] = total
+	}
+	order := rng.Perm(len(ps))
+	pick := func() int {
+		x := rng.Float64() * total
+		i, _ := slices.BinarySearch(weights, x)
+		return order[min(i, len(ps)-1)]
+	}
+	batches := make([][]event, len(ps))
+	gen := func(ts time.Time) {
+		pi := pick()
+		p := ps[pi]
+		g := int32(math.Min(float64(len(p.groups)-1), math.Floor(math.Abs(rng.NormFloat64())*float64(len(p.groups))/2.5)))
+		ts = ts.Truncate(time.Millisecond)
+		var recv time.Time
+		if rng.Float64() < sc.LateFraction {
+			recv = ts.Add(time.Second + time.Duration(rng.Int64N(int64(sc.MaxLate))))
+		} else {
+			recv = ts.Add(time.Duration(rng.Int64N(int64(time.Second))))
+		}
+		vis := recv.Add(500*time.Millisecond + time.Duration(rng.Int64N(int64(4500*time.Millisecond))))
+		batches[pi] = append(batches[pi], event{
+			id:        randID(rng),
+			ts:        ts.Unix(),
+			visibleAt: vis.UnixNano(),
+			received:  recv.UnixNano(),
+			group:     g,
+			level:     255, // group's level
+			seq:       rng.Uint32(),
+		})
+	}
+	for range sc.Backlog {
+		gen(now.Add(-time.Duration(rng.Int64N(int64(sc.BacklogSpan))) - time.Nanosecond))
+	}
+	for range sc.Arrivals {
+		gen(now.Add(time.Duration(rng.Int64N(int64(sc.ArrivalSpan)))))
+	}
+	for i, p := range ps {
+		p.mu.Lock()
+		for _, e := range batches[i] {
+			if e.level == 255 {
+				e.level = p.groups[e.group].level
+			}
+			p.addPendingLocked(e, s.cfg.OutcomeDelay)
+		}
+		p.mu.Unlock()
+	}
+
+	// Audit log: a steady trickle over the backlog span.
+	nAudit := max(10, sc.Projects)
+	for range nAudit {
+		at := now.Add(-time.Duration(rng.Int64N(int64(sc.BacklogSpan)))).Truncate(time.Microsecond)
+		ev := auditEventNames[rng.IntN(len(auditEventNames))]
+		s.AddAuditLog(AuditSpec{Event: ev, At: at, ActorID: 10000 + rng.Int64N(7), Note: "edited " + ev})
+	}
+}
+
+func titleCase(slug string) string {
+	b := []byte(slug)
+	up := true
+	for i, c := range b {
+		if up && c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+		up = c == '-'
+		if c == '-' {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}
+
+// Running is a Server listening on a local port.
+type Running struct {
+	*Server
+	url string
+	hs  *http.Server
+	ln  net.Listener
+}
+
+// Start runs a new Server on 127.0.0.1 at a free port.
+func Start(cfg Config) (*Running, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen: %w", err)
+	}
+	s := New(cfg)
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	r := &Running{Server: s, url: "http://" + ln.Addr().String(), hs: hs, ln: ln}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = err // the listener failed; requests will fail visibly
+		}
+	}()
+	return r, nil
+}
+
+// URL is the base URL, e.g. "http://127.0.0.1:41234" (no /api/0).
+func (r *Running) URL() string { return r.url }
+
+// Close stops the listener and closes every connection (hung requests end).
+func (r *Running) Close() error {
+	if err := r.hs.Close(); err != nil {
+		return fmt.Errorf("failed to close simulator: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,541 @@
+// Package sentrysim is a simulated Sentry web API that behaves like the real
+// one as described in shared/reference/sentry-api.md and sentry-stats-v2.md:
+// the same paginators (offset, page-number and keyset) and Link headers, the
+// same parameter validation and error bodies, rate-limit headers and 429s,
+// events that become visible late, and injectable faults. It knows its own
+// ground truth (which events are visible now), so tests can check that a
+// collector lost and duplicated nothing.
+//
+// The simulator is an http.Handler; Start runs it on a local port for
+// end-to-end runs and the demo. All methods are safe for concurrent use.
+package sentrysim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/secops-collectors/sentry-gcs/internal/clock"
+)
+
+// Config configures a Server. The zero value is usable.
+type Config struct {
+	// Org is the organisation slug; default "acme".
+	Org string
+	// OrgID is the numeric organisation id; default "1000001". URLs accept
+	// either the slug or the id.
+	OrgID string
+	// Tokens maps bearer tokens to their scopes. An empty map means that any
+	// non-empty token has every scope.
+	Tokens map[string][]string
+	// Clock drives visibility, rate-limit windows and date parameters;
+	// default clock.Real{}.
+	Clock clock.Clock
+	// Seed makes scenarios, generated ids and fault injection reproducible.
+	Seed int64
+	// RateLimits configures the API rate limiter; zero values take the real
+	// SaaS numbers.
+	RateLimits RateLimitConfig
+	// Faults injects failures into requests (see SetFaults).
+	Faults Faults
+	// IgnoreDateRange behaves like self-hosted Sentry from before 2025-08:
+	// start, end and statsPeriod on project events are ignored.
+	IgnoreDateRange bool
+	// SelfHosted disables the rate limiter entirely: no headers, no 429.
+	SelfHosted bool
+	// RegionURL is returned as links.regionUrl by the organisation endpoint;
+	// default: the base URL the request came in on.
+	RegionURL string
+	// URLPrefix is the base of the URLs in Link headers (Sentry's
+	// system.url-prefix); default: the base URL the request came in on.
+	URLPrefix string
+	// OutcomeDelay is how long after an event is visible (and received) its
+	// accepted outcome is counted by stats_v2; default 5s, negative means none.
+	OutcomeDelay time.Duration
+}
+
+// RateLimitConfig configures the fixed-window and concurrency limits.
+type RateLimitConfig struct {
+	// Disabled turns the limiter off (no headers, no 429), like
+	// SENTRY_RATELIMITER_ENABLED=False.
+	Disabled bool
+	// Events applies to project events; default 60 per 60 s, concurrency 1.
+	Events Limit
+	// Default applies to every other endpoint; default 40 per 1 s,
+	// concurrency 25.
+	Default Limit
+}
+
+// Limit is one rate limit: Limit requests per fixed Window (aligned to epoch
+// multiples of Window), and at most Concurrent requests in flight.
+type Limit struct {
+	Limit      int
+	Window     time.Duration
+	Concurrent int
+}
+
+// Faults are per-request failure probabilities. One uniform draw from the
+// seeded fault RNG decides, per request, which fault (if any) applies.
+type Faults struct {
+	P5xx          float64 // 500 {"detail":"Internal Error","errorId":…}
+	P502HTML      float64 // 502 with an HTML page, from the "load balancer"
+	PTruncated    float64 // 200 whose JSON body is cut short
+	PHang         float64 // the request blocks (holding its concurrency slot)
+	PQueryTimeout float64 // 400 "Query timeout…" on events, issues and stats
+	// HangFor bounds a hang on the REAL clock; the request is then served
+	// normally. A hang also ends when the request context is done.
+	// Default 30s.
+	HangFor time.Duration
+}
+
+// Project is a project as created by AddProject.
+type Project struct {
+	ID   string // numeric
+	Slug string
+	Name string
+}
+
+// EventSpec describes an event to add.
+type EventSpec struct {
+	// ID is the 32-hex event id; generated when empty.
+	ID string
+	// Timestamp is the event's own time (filtered and sorted at second
+	// resolution).
+	Timestamp time.Time
+	// VisibleAt is when the event becomes listable; zero means Timestamp.
+	VisibleAt time.Time
+	// ReceivedAt is when Sentry received it (stats_v2 time basis); zero
+	// means VisibleAt.
+	ReceivedAt time.Time
+	// Message groups events into issues (same message, same issue); a
+	// message "Type: value" gives metadata type and value.
+	Message string
+	// Level is fatal, error (default), warning, info or debug.
+	Level string
+}
+
+// AuditSpec describes an audit log entry to add.
+type AuditSpec struct {
+	// Event is the api name, e.g. "member.invite".
+	Event string
+	// At is the entry's datetime (microsecond resolution).
+	At time.Time
+	// VisibleAt is when the entry can be listed (outbox delay); zero means At.
+	VisibleAt time.Time
+	// ActorID and ActorName describe who did it; defaults are generated.
+	ActorID   int64
+	ActorName string
+	Note      string
+}
+
+// RequestStats counts requests served.
+type RequestStats struct {
+	Total       int64
+	ByStatus    map[int]int64
+	ByGroup     map[string]int64 // "project-events", "default", "other"
+	RateLimited int64
+	Faults      int64
+	InFlight    int64
+}
+
+// Rate-limit endpoint groups.
+const (
+	GroupEvents  = "project-events"
+	GroupDefault = "default"
+)
+
+// Server is the simulated Sentry. It is an http.Handler.
+type Server struct {
+	cfg   Config
+	clock clock.Clock
+	mux   *http.ServeMux
+
+	mu         sync.RWMutex
+	projects   []*project // creation order
+	byID       map[string]*project
+	bySlug     map[string]*project
+	redirects  map[string]*project // old slug → project
+	projectSeq int64
+	groupSeq   atomic.Int64
+	eventSeq   atomic.Uint32
+	popCount   int
+
+	auditMu  sync.Mutex
+	audit    []auditEntry
+	auditSeq int64
+
+	idMu  sync.Mutex
+	idRNG *rand.Rand
+
+	faultMu  sync.Mutex
+	faults   Faults
+	faultRNG *rand.Rand
+
+	limiter *limiter
+
+	statsMu  sync.Mutex
+	reqStats RequestStats
+	inFlight atomic.Int64
+
+	orgCreated time.Time
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) *Server {
+	if cfg.Org == "" {
+		cfg.Org = "acme"
+	}
+	if cfg.OrgID == "" {
+		cfg.OrgID = "1000001"
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.OutcomeDelay == 0 {
+		cfg.OutcomeDelay = 5 * time.Second
+	} else if cfg.OutcomeDelay < 0 {
+		cfg.OutcomeDelay = 0
+	}
+	rl := cfg.RateLimits
+	if rl.Events.Limit == 0 {
+		rl.Events = Limit{Limit: 60, Window: 60 * time.Second, Concurrent: 1}
+	}
+	if rl.Default.Limit == 0 {
+		rl.Default = Limit{Limit: 40, Window: time.Second, Concurrent: 25}
+	}
+	for _, l := range []*Limit{&rl.Events, &rl.Default} {
+		if l.Window <= 0 {
+			l.Window = time.Second
+		}
+	}
+	cfg.RateLimits = rl
+	seed := uint64(cfg.Seed)
+	s := &Server{
+		cfg:        cfg,
+		clock:      cfg.Clock,
+		byID:       map[string]*project{},
+		bySlug:     map[string]*project{},
+		redirects:  map[string]*project{},
+		idRNG:      rand.New(rand.NewPCG(seed, 0x1d5)),
+		faultRNG:   rand.New(rand.NewPCG(seed, 0xfa17)),
+		faults:     normFaults(cfg.Faults),
+		limiter:    newLimiter(),
+		orgCreated: time.Date(2019, 3, 14, 9, 26, 53, 0, time.UTC),
+	}
+	s.reqStats = RequestStats{ByStatus: map[int]int64{}, ByGroup: map[string]int64{}}
+	s.routes()
+	return s
+}
+
+func normFaults(f Faults) Faults {
+	if f.HangFor <= 0 {
+		f.HangFor = 30 * time.Second
+	}
+	return f
+}
+
+// SetFaults replaces the fault probabilities.
+func (s *Server) SetFaults(f Faults) {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	s.faults = normFaults(f)
+}
+
+// Org returns the organisation slug.
+func (s *Server) Org() string { return s.cfg.Org }
+
+func (s *Server) newEventID() [16]byte {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	return randID(s.idRNG)
+}
+
+func randID(r *rand.Rand) [16]byte {
+	var id [16]byte
+	a, b := r.Uint64(), r.Uint64()
+	for i := range 8 {
+		id[i] = byte(a >> (8 * i))
+		id[8+i] = byte(b >> (8 * i))
+	}
+	return id
+}
+
+// AddProject creates a live project and returns it.
+func (s *Server) AddProject(slug, name string) Project {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addProjectLocked(slug, name, platforms[int(s.projectSeq)%len(platforms)])
+}
+
+func (s *Server) addProjectLocked(slug, name, platform string) Project {
+	s.projectSeq++
+	id := 4506000000000000 + s.projectSeq*7919
+	p := &project{
+		id:       id,
+		idStr:    strconv.FormatInt(id, 10),
+		slug:     slug,
+		name:     name,
+		platform: platform,
+		live:     true,
+		created:  s.clock.Now().UTC().Add(-time.Duration(400-s.projectSeq%300) * 24 * time.Hour).Truncate(time.Second),
+		nextDue:  maxInt64,
+		nextOut:  maxInt64,
+		minutes:  map[int64]int64{},
+		groupBy:  map[string]*group{},
+	}
+	s.projects = append(s.projects, p)
+	s.byID[p.idStr] = p
+	s.bySlug[slug] = p
+	delete(s.redirects, slug)
+	return Project{ID: p.idStr, Slug: slug, Name: name}
+}
+
+// RenameProject gives a project a new slug. Requests that use an old slug
+// are answered with 302 and the new location.
+func (s *Server) RenameProject(id, newSlug string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.byID[id]
+	if p == nil {
+		panic(fmt.Sprintf("sentrysim: RenameProject: unknown project %q", id))
+	}
+	if p.slug == newSlug {
+		return
+	}
+	delete(s.bySlug, p.slug)
+	s.redirects[p.slug] = p
+	p.slug = newSlug
+	s.bySlug[newSlug] = p
+	delete(s.redirects, newSlug)
+}
+
+// DeleteProject marks a project as pending deletion: it disappears from the
+// project list and its endpoints answer 404.
+func (s *Server) DeleteProject(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.byID[id]; p != nil {
+		p.live = false
+	}
+}
+
+// Projects returns the live projects sorted by slug.
+func (s *Server) Projects() []Project {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Project
+	for _, p := range s.projects {
+		if p.live {
+			out = append(out, Project{ID: p.idStr, Slug: p.slug, Name: p.name})
+		}
+	}
+	slices.SortFunc(out, func(a, b Project) int { return cmpString(a.Slug, b.Slug) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// lookupProject finds a project by numeric id or slug (any status).
+func (s *Server) lookupProject(idOrSlug string) *project {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if p := s.byID[idOrSlug]; p != nil {
+		return p
+	}
+	return s.bySlug[idOrSlug]
+}
+
+// AddEvent adds an event to a project (by id or slug) and returns its id.
+// It panics on an unknown project or a malformed id.
+func (s *Server) AddEvent(projectID string, e EventSpec) string {
+	p := s.lookupProject(projectID)
+	if p == nil {
+		panic(fmt.Sprintf("sentrysim: AddEvent: unknown project %q", projectID))
+	}
+	var id [16]byte
+	if e.ID != "" {
+		var ok bool
+		if id, ok = parseHexID(e.ID); !ok {
+			panic(fmt.Sprintf("sentrysim: AddEvent: malformed event id %q", e.ID))
+		}
+	} else {
+		id = s.newEventID()
+	}
+	if e.VisibleAt.IsZero() {
+		e.VisibleAt = e.Timestamp
+	}
+	if e.ReceivedAt.IsZero() {
+		e.ReceivedAt = e.VisibleAt
+	}
+	lvl := levelIndex(e.Level)
+	msg := e.Message
+	if msg == "" {
+		msg = "<unlabeled event>"
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.groupBy[msg]
+	if g == nil {
+		g = s.newGroupLocked(p, templateFromMessage(msg, p.platform), lvl, "unresolved")
+		p.groupBy[msg] = g
+	}
+	ev := event{
+		id:        id,
+		ts:        e.Timestamp.Unix(),
+		visibleAt: e.VisibleAt.UnixNano(),
+		received:  e.ReceivedAt.UnixNano(),
+		msg:       e.Message,
+		group:     g.idx,
+		level:     lvl,
+		seq:       s.eventSeq.Add(1),
+	}
+	p.addPendingLocked(ev, s.cfg.OutcomeDelay)
+	return hexID(id)
+}
+
+// SetIssueStatus sets an issue's status (unresolved, resolved, ignored).
+func (s *Server) SetIssueStatus(issueID, status string) {
+	s.mu.RLock()
+	ps := slices.Clone(s.projects)
+	s.mu.RUnlock()
+	for _, p := range ps {
+		p.mu.Lock()
+		for _, g := range p.groups {
+			if g.idStr == issueID {
+				g.status = status
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+// Visible returns the ids of the project's events visible now, newest
+// first (the order of the events endpoint).
+func (s *Server) Visible(projectID string) []string {
+	p := s.lookupProject(projectID)
+	if p == nil {
+		return nil
+	}
+	now := s.clock.Now().UnixNano()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.promoteLocked(now)
+	out := make([]string, 0, len(p.visible))
+	for i := len(p.visible) - 1; i >= 0; i-- {
+		out = append(out, hexID(p.visible[i].id))
+	}
+	return out
+}
+
+// GroundTruth returns, per project id, the set of event ids visible now.
+// Every project (also deleted ones) is present, possibly with an empty set.
+func (s *Server) GroundTruth() map[string]map[string]bool {
+	s.mu.RLock()
+	ps := slices.Clone(s.projects)
+	s.mu.RUnlock()
+	now := s.clock.Now().UnixNano()
+	out := make(map[string]map[string]bool, len(ps))
+	for _, p := range ps {
+		p.mu.Lock()
+		p.promoteLocked(now)
+		set := make(map[string]bool, len(p.visible))
+		for _, e := range p.visible {
+			set[hexID(e.id)] = true
+		}
+		p.mu.Unlock()
+		out[p.idStr] = set
+	}
+	return out
+}
+
+// VisibleCount returns the number of events visible now across the org.
+func (s *Server) VisibleCount() int {
+	s.mu.RLock()
+	ps := slices.Clone(s.projects)
+	s.mu.RUnlock()
+	now := s.clock.Now().UnixNano()
+	n := 0
+	for _, p := range ps {
+		p.mu.Lock()
+		p.promoteLocked(now)
+		n += len(p.visible)
+		p.mu.Unlock()
+	}
+	return n
+}
+
+// AddAuditLog adds an audit log entry and returns its id.
+func (s *Server) AddAuditLog(a AuditSpec) string {
+	if a.VisibleAt.IsZero() {
+		a.VisibleAt = a.At
+	}
+	s.auditMu.Lock()
+	defer s.auditMu.Unlock()
+	s.auditSeq++
+	id := 880000 + s.auditSeq
+	if a.ActorID == 0 {
+		a.ActorID = 10000 + s.auditSeq%7
+	}
+	if a.ActorName == "" {
+		a.ActorName = fmt.Sprintf("user%d@example.com", a.ActorID)
+	}
+	s.audit = append(s.audit, auditEntry{
+		id:        id,
+		at:        a.At.UnixMicro(),
+		visibleAt: a.VisibleAt.UnixNano(),
+		event:     a.Event,
+		actorID:   a.ActorID,
+		actorName: a.ActorName,
+		note:      a.Note,
+	})
+	slices.SortStableFunc(s.audit, func(x, y auditEntry) int { return auditCmp(x, y) })
+	return strconv.FormatInt(id, 10)
+}
+
+// RequestStats returns a snapshot of the request counters.
+func (s *Server) RequestStats() RequestStats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	out := s.reqStats
+	out.ByStatus = maps(s.reqStats.ByStatus)
+	out.ByGroup = maps(s.reqStats.ByGroup)
+	out.InFlight = s.inFlight.Load()
+	return out
+}
+
+func maps[K comparable](m map[K]int64) map[K]int64 {
+	out := make(map[K]int64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Server) countRequest(group string, status int, limited, fault bool) {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	s.reqStats.Total++
+	s.reqStats.ByStatus[status]++
+	s.reqStats.ByGroup[group]++
+	if limited {
+		s.reqStats.RateLimited++
+	}
+	if fault {
+		s.reqStats.Faults++
+	}
+}
+
+const maxInt64 = int64(^uint64(0) >> 1)
