@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -97,6 +98,7 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 			return
 		}
 		f, hangFor := s.drawFault(rt.query)
+		release := func() {}
 		if f == fault502 {
 			s.write(w, response{status: http.StatusBadGateway, html: true, body: []byte(badGatewayHTML)})
 			s.countRequest(rt.group, http.StatusBadGateway, false, true)
@@ -108,7 +110,11 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 				lim = s.cfg.RateLimits.Events
 			}
 			res := s.limiter.acquire(rateKey(r)+"|"+rt.group, lim, s.clock.Now())
-			defer res.release()
+			// Sentry's middleware frees the concurrency slot when the view
+			// returns, before the body reaches the client: release before
+			// writing, so a client's next request never races the body.
+			release = sync.OnceFunc(res.release)
+			defer release()
 			res.setHeaders(w.Header())
 			if res.limited {
 				s.write(w, jsonResp(http.StatusTooManyRequests, res.body()))
@@ -139,6 +145,7 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 				resp.body = resp.body[:len(resp.body)/2]
 			}
 		}
+		release()
 		s.write(w, resp)
 		s.countRequest(rt.group, resp.status, false, f != faultNone && f != faultHang)
 	}
