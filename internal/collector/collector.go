@@ -1,0 +1,251 @@
+// Package collector copies a Sentry organisation's error events into object
+// storage exactly once, as NDJSON (one compact Sentry event per line).
+//
+// Per project it reads windows [W − Overlap, now − Lag) of the project events
+// endpoint through start/end, following only rel="next", de-duplicates by
+// event id against what is already stored, writes write-once objects, and
+// advances the watermark W only when a window is durably written. Progress
+// lives in a per-project checkpoint updated by compare-and-swap, a lease
+// keeps concurrent runs apart, and every run is bounded by a budget.
+//
+// The algorithm, and why each step is there, is described in DESIGN.md next
+// to this file.
+package collector
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/secops-collectors/sentry-gcs/internal/clock"
+	"github.com/secops-collectors/sentry-gcs/internal/state"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultMaxProjects        = 100
+	DefaultMaxPagesPerProject = 5
+	DefaultLag                = 2 * time.Minute
+	DefaultOverlap            = 30 * time.Minute
+	DefaultInitialLookback    = 24 * time.Hour
+	DefaultBudget             = 7 * time.Minute
+)
+
+// Tuning constants.
+const (
+	// maxPagesPerObject bounds how many pages go into one data object.
+	maxPagesPerObject = 10
+	// maxObjectBytes flushes a batch once it reaches this size.
+	maxObjectBytes = 8 << 20
+	// minSafetyMargin is the least time kept in reserve before the
+	// deadline: no page request or write starts with less left.
+	minSafetyMargin = 3 * time.Second
+	// leaseMargin is added to the budget to make the lease's TTL.
+	leaseMargin = 2 * time.Minute
+	// maxConflictsPerRun bounds compare-and-swap conflicts on one project
+	// in one run (only concurrent writers cause them).
+	maxConflictsPerRun = 20
+	// catchUpGap is how far behind now − Lag a project's watermark must be
+	// for the run to report work remaining, or for a project that completed
+	// a window to open another in the same run. Below it, the next scheduled
+	// run is soon enough, and an idle organisation costs one request per
+	// project per run.
+	catchUpGap = 10 * time.Minute
+	// loadConcurrency bounds parallel checkpoint reads at the start.
+	loadConcurrency = 8
+)
+
+// ContentTypeNDJSON is the content type of data objects.
+const ContentTypeNDJSON = "application/x-ndjson"
+
+// contentTypeJSON is the content type of state documents.
+const contentTypeJSON = "application/json"
+
+// Options configure a Collector.
+type Options struct {
+	// Org is the organisation slug (required). It is also part of object
+	// names.
+	Org string
+	// DataPrefix is the prefix of data objects (e.g. "sentry/events/").
+	DataPrefix string
+	// StatePrefix is the prefix of state documents (e.g. "sentry/state/");
+	// it must not lie inside DataPrefix.
+	StatePrefix string
+	// MaxProjects bounds how many projects are collected; default 100.
+	MaxProjects int
+	// MaxPagesPerProject caps pages read per project per run; a capped
+	// project resumes from its stored cursor next run. Default 5; negative
+	// means no cap.
+	MaxPagesPerProject int
+	// Lag keeps the window's end this far behind now (ingestion lag);
+	// default 2m.
+	Lag time.Duration
+	// Overlap re-reads this much before the watermark, to catch events
+	// that became visible late; default 30m.
+	Overlap time.Duration
+	// InitialLookback is the first window's reach into the past; default
+	// 24h.
+	InitialLookback time.Duration
+	// Budget bounds a run; default 7m.
+	Budget time.Duration
+	// Clock defaults to clock.Real{}.
+	Clock clock.Clock
+	// RunID identifies the run in logs, checkpoints and the lease; default
+	// random.
+	RunID string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Progress, when set, is called after every page batch of a project.
+	// It runs on the collector's goroutine and must be fast.
+	Progress func(ProgressEvent)
+}
+
+// ProgressEvent reports a project's progress within a run.
+type ProgressEvent struct {
+	ProjectID   string
+	ProjectSlug string
+	// Pages, Events and Duplicates count this project's pages read, events
+	// written and rows skipped as already stored, so far in this run.
+	Pages      int
+	Events     int
+	Duplicates int
+	// Object is the data object just written, if any.
+	Object string
+	// Done is set when the project is finished for this run; CaughtUp when
+	// it has no window in progress (nothing left to read up to now − Lag).
+	Done     bool
+	CaughtUp bool
+	// Err is set when the project failed in this run.
+	Err error
+}
+
+// ErrConfig marks errors a retry cannot fix: a bad token, a missing scope, an
+// unknown organisation, invalid options.
+var ErrConfig = errors.New("configuration error")
+
+// ErrLeaseHeld is returned by a Leaser when another run holds the lease.
+var ErrLeaseHeld = errors.New("lease held by another run")
+
+// ErrLeaseLost is returned when the run lost its lease; it stops writing at
+// once.
+var ErrLeaseLost = errors.New("lease lost")
+
+// ErrBudgetExhausted is wrapped when the run's budget ran out while a
+// request was in flight.
+var ErrBudgetExhausted = errors.New("run budget exhausted")
+
+// transientError marks failures that a later run is expected to get past.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+// transient wraps err (nil stays nil) so that IsTransient reports true.
+func transient(err error) error {
+	if err == nil || IsTransient(err) {
+		return err
+	}
+	return &transientError{err: err}
+}
+
+// IsTransient reports whether a run failed for a reason expected to pass
+// (Sentry or storage unavailable, rate limits, budget or lease lost mid-run).
+// Progress up to the failure is committed; the caller should retry later.
+func IsTransient(err error) bool {
+	var t *transientError
+	return errors.As(err, &t)
+}
+
+// IsConfig reports whether err is a configuration error (ErrConfig).
+func IsConfig(err error) bool { return errors.Is(err, ErrConfig) }
+
+// Collector runs the events stream of one organisation.
+type Collector struct {
+	opts  Options
+	api   SentryAPI
+	data  Objects
+	state Objects
+	lease Leaser
+	clock clock.Clock
+	log   *slog.Logger
+}
+
+// New validates opts and returns a Collector reading through api, writing
+// data objects to data and state documents (checkpoints, lease) to state.
+// data and state may be the same store.
+func New(opts Options, api SentryAPI, data, stateStore Objects) (*Collector, error) {
+	if api == nil || data == nil || stateStore == nil {
+		return nil, fmt.Errorf("%w: collector needs a Sentry client, a data store and a state store", ErrConfig)
+	}
+	if opts.Org == "" {
+		return nil, fmt.Errorf("%w: the organisation slug is required", ErrConfig)
+	}
+	if opts.MaxProjects == 0 {
+		opts.MaxProjects = DefaultMaxProjects
+	}
+	if opts.MaxPagesPerProject == 0 {
+		opts.MaxPagesPerProject = DefaultMaxPagesPerProject
+	}
+	if opts.Lag == 0 {
+		opts.Lag = DefaultLag
+	}
+	if opts.Overlap == 0 {
+		opts.Overlap = DefaultOverlap
+	}
+	if opts.InitialLookback == 0 {
+		opts.InitialLookback = DefaultInitialLookback
+	}
+	if opts.Budget == 0 {
+		opts.Budget = DefaultBudget
+	}
+	switch {
+	case opts.MaxProjects < 0:
+		return nil, fmt.Errorf("%w: max projects must be positive, got %d", ErrConfig, opts.MaxProjects)
+	case opts.Lag < 0, opts.Overlap < 0, opts.InitialLookback < 0, opts.Budget < 0:
+		return nil, fmt.Errorf("%w: lag, overlap, initial look-back and budget must not be negative", ErrConfig)
+	case opts.DataPrefix == "":
+		return nil, fmt.Errorf("%w: the data prefix must not be empty (the state would lie inside it)", ErrConfig)
+	case strings.HasPrefix(opts.StatePrefix+"events/", opts.DataPrefix):
+		return nil, fmt.Errorf("%w: the state prefix %q must not lie inside the data prefix %q (the feed would ingest or delete the state)", ErrConfig, opts.StatePrefix, opts.DataPrefix)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.RunID == "" {
+		opts.RunID = newRunID()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	var lease Leaser = &objectLeaser{store: stateStore, clock: opts.Clock}
+	if so, ok := stateStore.(state.Objects); ok {
+		lease = newStateLeaser(so, opts.Clock)
+	}
+	return &Collector{
+		opts:  opts,
+		api:   api,
+		data:  data,
+		state: stateStore,
+		lease: lease,
+		clock: opts.Clock,
+		log:   opts.Logger,
+	}, nil
+}
+
+func newRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// checkpointKey is the state document of a project.
+func (c *Collector) checkpointKey(projectID string) string {
+	return c.opts.StatePrefix + "events/projects/" + projectID + ".json"
+}
+
+// leaseKey is the events stream's lease.
+func (c *Collector) leaseKey() string { return c.opts.StatePrefix + "events/lease.json" }
