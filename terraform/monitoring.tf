@@ -1,6 +1,6 @@
 # Monitoring as code. The service logs one JSON line per run with message
-# "run summary" and the fields events_written, requests, rate_limited and
-# lag_seconds; Sentry authentication and scope failures carry
+# "run summary" and, under "summary", the fields events_written, requests,
+# rate_limited and lag_seconds; Sentry authentication and scope failures carry
 # error_kind="sentry_auth".
 
 locals {
@@ -42,7 +42,7 @@ resource "google_logging_metric" "run_summary" {
   name            = "${var.name}-${replace(each.key, "_", "-")}"
   description     = each.value.description
   filter          = local.run_summary_filter
-  value_extractor = "EXTRACT(jsonPayload.${each.value.field})"
+  value_extractor = "EXTRACT(jsonPayload.summary.${each.value.field})"
 
   metric_descriptor {
     metric_kind = "DELTA"

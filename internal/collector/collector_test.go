@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -549,4 +550,40 @@ func TestSeenSetJSONRoundTrip(t *testing.T) {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 	_ = sink.ErrExists
+}
+
+// TestSentryAuthFailuresAreTaggedInLogs checks the log field the
+// authentication alert (terraform/monitoring.tf) keys on.
+func TestSentryAuthFailuresAreTaggedInLogs(t *testing.T) {
+	t.Parallel()
+	forbidden := &sentry.APIError{StatusCode: 403, Endpoint: "GET /api/0/projects/{org}/{project}/events/", Detail: "You do not have permission to perform this action."}
+	unauthorized := &sentry.APIError{StatusCode: 401, Endpoint: "GET /api/0/organizations/{org}/projects/", Detail: "Invalid token"}
+	unavailable := &sentry.APIError{StatusCode: 503, Endpoint: "GET /api/0/projects/{org}/{project}/events/"}
+	cases := []struct {
+		name     string
+		listErr  error
+		eventErr error
+		want     bool
+	}{
+		{name: "token_rejected", listErr: unauthorized, want: true},
+		{name: "scope_missing_on_a_project", eventErr: forbidden, want: true},
+		{name: "sentry_down", eventErr: unavailable, want: false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, "1")
+			e.api.add("1", 5, t0.Add(-time.Hour))
+			e.api.listErr = tc.listErr
+			if tc.eventErr != nil {
+				e.api.eventErrs["1"] = tc.eventErr
+			}
+			var buf bytes.Buffer
+			e.opts.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
+			_, _ = e.collector(nil, nil).Run(t.Context())
+			if got := strings.Contains(buf.String(), `"error_kind":"sentry_auth"`); got != tc.want {
+				t.Errorf("error_kind=sentry_auth logged: got %v, want %v; logs:\n%s", got, tc.want, buf.String())
+			}
+		})
+	}
 }

@@ -99,6 +99,9 @@ func (c *Collector) Run(ctx context.Context) (Summary, error) {
 	attrs := []any{"summary", r.sum}
 	if err != nil {
 		attrs = append(attrs, "error", err)
+		if isSentryAuth(err) {
+			attrs = append(attrs, "error_kind", ErrorKindSentryAuth)
+		}
 	}
 	c.log.Log(ctx, level, "run summary", attrs...)
 	return r.sum, err
@@ -161,7 +164,11 @@ func (r *run) run(ctx context.Context) error {
 				p.failed, p.done = true, true
 				r.sum.ProjectsFailed++
 				r.sum.Failures = append(r.sum.Failures, ProjectFailure{ProjectID: p.id, Slug: p.slug, Error: err.Error()})
-				c.log.WarnContext(ctx, "skipping project for this run", "project_id", p.id, "project", p.slug, "error", err)
+				attrs := []any{"project_id", p.id, "project", p.slug, "error", err}
+				if isSentryAuth(err) {
+					attrs = append(attrs, "error_kind", ErrorKindSentryAuth)
+				}
+				c.log.WarnContext(ctx, "skipping project for this run", attrs...)
 				r.progress(p, "", err)
 			default:
 				r.finish(projects)
@@ -591,4 +598,15 @@ func (r *run) progress(p *project, object string, err error) {
 		CaughtUp:    p.cp != nil && p.cp.Window == nil,
 		Err:         err,
 	})
+}
+
+// ErrorKindSentryAuth is logged as error_kind when Sentry rejected the token
+// (401) or its scopes (403): the log-based alert on authentication failures
+// keys on it.
+const ErrorKindSentryAuth = "sentry_auth"
+
+// isSentryAuth reports whether err carries a Sentry 401 or 403.
+func isSentryAuth(err error) bool {
+	var apiErr *sentry.APIError
+	return errors.As(err, &apiErr) && (apiErr.StatusCode == 401 || apiErr.StatusCode == 403)
 }

@@ -1,0 +1,127 @@
+// Package logging builds log/slog loggers that write JSON in the shape Cloud
+// Logging understands (severity, message, source location, trace), and carries
+// a logger in a context.Context.
+package logging
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// Keys that Cloud Logging lifts out of a structured log line.
+const (
+	KeySeverity       = "severity"
+	KeyMessage        = "message"
+	KeySourceLocation = "logging.googleapis.com/sourceLocation"
+	KeyTrace          = "logging.googleapis.com/trace"
+	KeySpanID         = "logging.googleapis.com/spanId"
+	KeyTraceSampled   = "logging.googleapis.com/trace_sampled"
+)
+
+// Options configure New.
+type Options struct {
+	// Level is the minimum level written; the zero value is INFO.
+	Level slog.Leveler
+	// AddSource adds the caller's file, line and function as
+	// logging.googleapis.com/sourceLocation.
+	AddSource bool
+}
+
+// New returns a logger writing one JSON object per line to w, with Cloud
+// Logging's keys: "severity" (DEBUG, INFO, WARNING, ERROR, CRITICAL),
+// "message", "time" and "logging.googleapis.com/sourceLocation".
+func New(w io.Writer, opts Options) *slog.Logger {
+	return slog.New(NewHandler(w, opts))
+}
+
+// NewHandler returns the slog.Handler behind New.
+func NewHandler(w io.Writer, opts Options) slog.Handler {
+	return slog.NewJSONHandler(w, &slog.HandlerOptions{
+		Level:       opts.Level,
+		AddSource:   opts.AddSource,
+		ReplaceAttr: cloudLoggingAttr,
+	})
+}
+
+// NewFromLevel is New with the level given as a string, as in LOG_LEVEL
+// ("debug", "info", "warn" or "error"; "warning" is accepted too).
+func NewFromLevel(w io.Writer, level string) (*slog.Logger, error) {
+	l, err := ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	return New(w, Options{Level: l, AddSource: true}), nil
+}
+
+// ParseLevel parses "debug", "info", "warn" (or "warning") and "error",
+// case-insensitively. An empty string is INFO.
+func ParseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	default:
+		return 0, fmt.Errorf("invalid log level %q (want debug, info, warn or error)", s)
+	}
+}
+
+// Severity maps a slog level to a Cloud Logging severity.
+func Severity(l slog.Level) string {
+	switch {
+	case l < slog.LevelInfo:
+		return "DEBUG"
+	case l < slog.LevelWarn:
+		return "INFO"
+	case l < slog.LevelError:
+		return "WARNING"
+	case l < slog.LevelError+4:
+		return "ERROR"
+	default:
+		return "CRITICAL"
+	}
+}
+
+// cloudLoggingAttr renames slog's built-in keys to Cloud Logging's. Only
+// top-level attributes are renamed: a user attribute "level" inside a group
+// keeps its name.
+func cloudLoggingAttr(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) > 0 {
+		return a
+	}
+	switch a.Key {
+	case slog.LevelKey:
+		if l, ok := a.Value.Any().(slog.Level); ok {
+			return slog.String(KeySeverity, Severity(l))
+		}
+		a.Key = KeySeverity
+	case slog.MessageKey:
+		a.Key = KeyMessage
+	case slog.SourceKey:
+		a.Key = KeySourceLocation
+	}
+	return a
+}
+
+type contextKey struct{}
+
+// WithLogger returns a copy of ctx carrying logger.
+func WithLogger(ctx context.Context, logger *slog.Logger) context.Context {
+	return context.WithValue(ctx, contextKey{}, logger)
+}
+
+// FromContext returns the logger carried by ctx, or slog.Default() when there
+// is none.
+func FromContext(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(contextKey{}).(*slog.Logger); ok && l != nil {
+		return l
+	}
+	return slog.Default()
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/secops-collectors/sentry-gcs/internal/collector"
+	"github.com/secops-collectors/sentry-gcs/internal/config"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
+)
+
+// runCollect runs one collection pass with the configuration from the
+// environment. Exit codes: 0 done, 2 configuration error, 3 transient
+// failure (progress committed; run again later), 1 anything else.
+func runCollect(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
+	jsonOut := fs.Bool("json", false, "print the run summary as one JSON object on stdout")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: exitConfig, err: err}
+	}
+	cfg, err := config.Load(ctx, envconfig.OsLookuper())
+	if err != nil {
+		return &exitError{code: exitConfig, err: err}
+	}
+	logger := cliLogger(cfg.LogLevel)
+	ctx = logging.WithLogger(ctx, logger)
+	logger.DebugContext(ctx, "loaded configuration", "config", cfg)
+
+	store, location, closeStore, err := openStore(ctx, cfg)
+	if err != nil {
+		return &exitError{code: classify(err), err: err}
+	}
+	defer func() { _ = closeStore() }()
+
+	client, err := newSentryClient(cfg, logger)
+	if err != nil {
+		return &exitError{code: exitConfig, err: err}
+	}
+	api, err := resolveRegion(ctx, client, cfg.SentryOrg)
+	if err != nil {
+		return &exitError{code: classify(err), err: err}
+	}
+
+	progress := newProgressPrinter(os.Stderr)
+	c, err := collector.New(collectorOptions(cfg, logger, progress.print), api, store, store)
+	if err != nil {
+		return &exitError{code: exitConfig, err: err}
+	}
+	if progress.enabled {
+		fmt.Fprintf(os.Stderr, "collecting %s from %s into %s%s\n", cfg.SentryOrg, api.BaseURL(), location, cfg.GCSPrefix)
+	}
+	sum, runErr := c.Run(ctx)
+	if err := printSummary(os.Stdout, sum, *jsonOut); err != nil {
+		return err
+	}
+	if runErr != nil {
+		return &exitError{code: classify(runErr), err: fmt.Errorf("collection failed: %w", runErr)}
+	}
+	return nil
+}
+
+// collectorOptions maps the configuration onto the collector's options.
+func collectorOptions(cfg *config.Config, logger *slog.Logger, progress func(collector.ProgressEvent)) collector.Options {
+	return collector.Options{
+		Org:                cfg.SentryOrg,
+		DataPrefix:         cfg.GCSPrefix,
+		StatePrefix:        cfg.StateKey,
+		MaxProjects:        cfg.MaxProjects,
+		MaxPagesPerProject: cfg.MaxPagesPerProject,
+		Lag:                cfg.CollectLag,
+		Overlap:            cfg.CollectOverlap,
+		InitialLookback:    cfg.InitialLookback,
+		Budget:             cfg.RunBudget,
+		Logger:             logger,
+		Progress:           progress,
+	}
+}
+
+// cliLogger logs to stderr: readable text on a terminal, Cloud Logging JSON
+// otherwise.
+func cliLogger(level string) *slog.Logger {
+	lvl, err := logging.ParseLevel(level)
+	if err != nil {
+		lvl = slog.LevelInfo
+	}
+	if isTerminal(os.Stderr) {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	}
+	return logging.New(os.Stderr, logging.Options{Level: lvl})
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressPrinter shows per-project progress on a terminal.
+type progressPrinter struct {
+	w       io.Writer
+	enabled bool
+}
+
+func newProgressPrinter(f *os.File) *progressPrinter {
+	return &progressPrinter{w: f, enabled: isTerminal(f)}
+}
+
+func (p *progressPrinter) print(e collector.ProgressEvent) {
+	if !p.enabled {
+		return
+	}
+	status := "reading"
+	switch {
+	case e.Err != nil:
+		status = "failed: " + e.Err.Error()
+	case e.Done && e.CaughtUp:
+		status = "caught up"
+	case e.Done:
+		status = "more next run"
+	}
+	fmt.Fprintf(p.w, "  %-24s %-10s %5d pages %8d events %6d duplicates  %s\n",
+		e.ProjectSlug, e.ProjectID, e.Pages, e.Events, e.Duplicates, status)
+}
+
+// printSummary writes the run summary: JSON when asked, else a short text.
+func printSummary(w io.Writer, sum collector.Summary, asJSON bool) error {
+	if asJSON {
+		b, err := json.Marshal(summaryMap(sum.LogValue()))
+		if err != nil {
+			return fmt.Errorf("failed to encode the summary: %w", err)
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		if err != nil {
+			return fmt.Errorf("failed to print the summary: %w", err)
+		}
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "run %s: %d projects (%d caught up, %d failed), %d pages, %d events written, %d duplicates skipped, %d objects, %d requests (%d rate-limited), %s, lag %s, work remaining: %t\n",
+		sum.RunID, sum.Projects, sum.ProjectsCompleted, sum.ProjectsFailed, sum.Pages, sum.EventsWritten,
+		sum.DuplicatesSkipped, sum.Objects, sum.Requests, sum.RateLimited, sum.Duration.Round(time.Millisecond),
+		sum.LagBehindNow.Round(time.Second), sum.WorkRemaining)
+	if err != nil {
+		return fmt.Errorf("failed to print the summary: %w", err)
+	}
+	return nil
+}
+
+// summaryMap turns a slog group value into a JSON-friendly map.
+func summaryMap(v slog.Value) map[string]any {
+	m := map[string]any{}
+	for _, a := range v.Resolve().Group() {
+		val := a.Value.Resolve()
+		if val.Kind() == slog.KindGroup {
+			m[a.Key] = summaryMap(val)
+			continue
+		}
+		m[a.Key] = val.Any()
+	}
+	return m
+}

@@ -1,0 +1,64 @@
+// Server is the sentry-gcs program: the Cloud Run service that collects a
+// Sentry organisation's data into Cloud Storage, and its local sub-commands.
+//
+// Usage:
+//
+//	server [serve]          run the HTTP service (Pub/Sub push, backfill, health)
+//	server collect [-json]  run one collection pass with the current configuration
+//	server demo             run collection against the built-in Sentry simulator
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, done := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := realMain(ctx, os.Args[1:])
+	done()
+	if err != nil {
+		var ee *exitError
+		code := 1
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		slog.Default().ErrorContext(ctx, "process exited with error", "error", err)
+		os.Exit(code)
+	}
+}
+
+// exitError carries a specific process exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// realMain dispatches to a sub-command.
+func realMain(ctx context.Context, args []string) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return runServe(ctx, args)
+	case "collect":
+		return runCollect(ctx, args)
+	case "demo":
+		return runDemo(ctx, args)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintln(os.Stdout, "usage: server [serve|collect|demo] [flags]")
+		return nil
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("unknown sub-command %q (want serve, collect or demo)", cmd)}
+	}
+}

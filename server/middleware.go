@@ -1,0 +1,123 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	slogecho "github.com/samber/slog-echo"
+
+	"github.com/secops-collectors/sentry-gcs/internal/auth"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
+)
+
+// recoverer turns a panic into an error (with the stack) for errorResponder
+// and the error handler, which log it once.
+func (s *Server) recoverer() echo.MiddlewareFunc {
+	return middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisableStackAll:     true,
+		DisableErrorHandler: true,
+		LogErrorFunc: func(_ echo.Context, err error, stack []byte) error {
+			return fmt.Errorf("panic: %w\n%s", err, stack)
+		},
+	})
+}
+
+// requestID keeps a caller's X-Request-Id or makes one, and echoes it in the
+// response.
+func (s *Server) requestID() echo.MiddlewareFunc {
+	return middleware.RequestID()
+}
+
+// contextLogger puts a logger carrying the request id and the Cloud Trace
+// attributes (from X-Cloud-Trace-Context or traceparent) in the request's
+// context; handlers add the Pub/Sub message id. The same attributes go on
+// the request log line.
+func (s *Server) contextLogger(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		attrs := logging.TraceAttrs(s.opts.ProjectID, req.Header.Get("X-Cloud-Trace-Context"), req.Header.Get("Traceparent"))
+		for _, a := range attrs {
+			slogecho.AddCustomAttributes(c, a)
+		}
+		args := make([]any, 0, len(attrs)+1)
+		if id := c.Response().Header().Get(echo.HeaderXRequestID); id != "" {
+			args = append(args, slog.String("request_id", id))
+		}
+		for _, a := range attrs {
+			args = append(args, a)
+		}
+		logger := s.opts.Logger.With(args...)
+		c.SetRequest(req.WithContext(logging.WithLogger(req.Context(), logger)))
+		return next(c)
+	}
+}
+
+func init() {
+	// slog-echo's request id key is "id"; use the same snake_case key as
+	// every other line of the request.
+	slogecho.RequestIDKey = "request_id"
+}
+
+// requestLogger writes one line per request through slog-echo.
+func (s *Server) requestLogger() echo.MiddlewareFunc {
+	return slogecho.NewWithConfig(s.opts.Logger, slogecho.Config{
+		DefaultLevel:     slog.LevelInfo,
+		ClientErrorLevel: slog.LevelWarn,
+		ServerErrorLevel: slog.LevelError,
+		WithRequestID:    true,
+		WithUserAgent:    true,
+	})
+}
+
+// errorResponder answers a handler's error through handleError (which logs
+// the cause once and sends only the public message), then returns a bare
+// HTTPError with the status and public message, so that the request log
+// shows the final status without repeating the internal cause.
+func (s *Server) errorResponder(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		if err == nil {
+			return nil
+		}
+		s.handleError(err, c)
+		code, msg, _ := classifyHTTPError(err)
+		return echo.NewHTTPError(code, msg)
+	}
+}
+
+// bodyLimit rejects bodies larger than MaxBodyBytes with 413.
+func (s *Server) bodyLimit() echo.MiddlewareFunc {
+	return middleware.BodyLimit(strconv.FormatInt(s.opts.MaxBodyBytes, 10) + "B")
+}
+
+// requireToken verifies the push OIDC token before the body is read: 401 for
+// a missing or invalid token, 403 for an identity that is not allowed. With
+// authentication disabled (local mode) it lets everything through.
+func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
+	if s.opts.Verifier == nil {
+		return next
+	}
+	return func(c echo.Context) error {
+		req := c.Request()
+		id, err := s.opts.Verifier.Verify(req.Context(), req.Header.Get(echo.HeaderAuthorization))
+		switch {
+		case errors.Is(err, auth.ErrForbidden):
+			return echo.NewHTTPError(http.StatusForbidden, "caller is not allowed").SetInternal(err)
+		case err != nil:
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer error="invalid_token"`)
+			if errors.Is(err, auth.ErrMissingToken) {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, "Bearer")
+			}
+			return echo.NewHTTPError(http.StatusUnauthorized, "missing or invalid bearer token").SetInternal(err)
+		}
+		ctx := req.Context()
+		logger := logging.FromContext(ctx).With("caller", id.Email)
+		c.SetRequest(req.WithContext(logging.WithLogger(ctx, logger)))
+		return next(c)
+	}
+}
