@@ -10,8 +10,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/sethvargo/go-envconfig"
-
 	"github.com/secops-collectors/sentry-gcs/internal/collector"
 	"github.com/secops-collectors/sentry-gcs/internal/config"
 	"github.com/secops-collectors/sentry-gcs/internal/logging"
@@ -26,31 +24,15 @@ func runCollect(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: exitConfig, err: err}
 	}
-	cfg, err := config.Load(ctx, envconfig.OsLookuper())
+	ctx, env, err := openCLI(ctx)
 	if err != nil {
-		return &exitError{code: exitConfig, err: err}
+		return err
 	}
-	logger := cliLogger(cfg.LogLevel)
-	ctx = logging.WithLogger(ctx, logger)
-	logger.DebugContext(ctx, "loaded configuration", "config", cfg)
-
-	store, location, closeStore, err := openStore(ctx, cfg)
-	if err != nil {
-		return &exitError{code: classify(err), err: err}
-	}
-	defer func() { _ = closeStore() }()
-
-	client, err := newSentryClient(cfg, logger)
-	if err != nil {
-		return &exitError{code: exitConfig, err: err}
-	}
-	api, err := resolveRegion(ctx, client, cfg.SentryOrg)
-	if err != nil {
-		return &exitError{code: classify(err), err: err}
-	}
+	defer func() { _ = env.close() }()
+	cfg, logger, api, store, location := env.cfg, env.logger, env.api, env.store, env.location
 
 	progress := newProgressPrinter(os.Stderr)
-	c, err := collector.New(collectorOptions(cfg, logger, progress.print), api, store, store)
+	c, err := collector.New(withStats(collectorOptions(cfg, logger, progress.print), api), api, store, store)
 	if err != nil {
 		return &exitError{code: exitConfig, err: err}
 	}
@@ -79,6 +61,7 @@ func collectorOptions(cfg *config.Config, logger *slog.Logger, progress func(col
 		Overlap:            cfg.CollectOverlap,
 		InitialLookback:    cfg.InitialLookback,
 		Budget:             cfg.RunBudget,
+		FullSweepInterval:  fullSweepInterval(cfg),
 		Logger:             logger,
 		Progress:           progress,
 	}

@@ -119,6 +119,15 @@ func serveConfig(ctx context.Context, cfg *config.Config, deps serveDeps) (retEr
 			return fmt.Errorf("failed to create token verifier: %w", err)
 		}
 		opts.Verifier = verifier
+		if len(cfg.BackfillInvokers) > 0 {
+			// POST/GET /backfill: the same validator and audience, the
+			// invokers' emails.
+			bv, err := auth.NewVerifier(v, cfg.PushAudience, cfg.BackfillInvokers)
+			if err != nil {
+				return fmt.Errorf("failed to create backfill token verifier: %w", err)
+			}
+			opts.BackfillVerifier = bv
+		}
 	}
 
 	if cfg.PubSubTopic != "" {
@@ -152,6 +161,9 @@ func serveConfig(ctx context.Context, cfg *config.Config, deps serveDeps) (retEr
 		opts.Classify = classifyCollectorError
 	}
 
+	if b, ok := opts.Collector.(Backfiller); ok {
+		opts.Backfill = b
+	}
 	srv, err := newServer(opts)
 	if err != nil {
 		return fmt.Errorf("failed to create server: %w", err)

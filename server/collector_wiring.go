@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/secops-collectors/sentry-gcs/internal/collector"
 	"github.com/secops-collectors/sentry-gcs/internal/config"
@@ -54,7 +55,7 @@ func (a *collectorAdapter) Run(ctx context.Context) (RunResult, error) {
 	opts := a.opts
 	opts.RunID = "" // a fresh random id per run
 	opts.Logger = logging.FromContext(ctx)
-	c, err := collector.New(opts, api, a.store, a.store)
+	c, err := collector.New(withStats(opts, api), api, a.store, a.store)
 	if err != nil {
 		return RunResult{}, fmt.Errorf("failed to create collector: %w", err)
 	}
@@ -97,4 +98,23 @@ func buildCollector(ctx context.Context, cfg *config.Config, logger *slog.Logger
 	}
 	logger.InfoContext(ctx, "collector ready", "output", location)
 	return a, closeStore, nil
+}
+
+// fullSweepInterval maps FULL_SWEEP_INTERVAL onto the collector's option
+// (0 there means the default; off is negative).
+func fullSweepInterval(cfg *config.Config) time.Duration {
+	if cfg.FullSweepInterval <= 0 {
+		return -1
+	}
+	return cfg.FullSweepInterval
+}
+
+// withStats turns on idle detection (one stats_v2 request per run, see
+// internal/collector/idle.go) when FULL_SWEEP_INTERVAL is not 0 and the
+// client can read stats.
+func withStats(opts collector.Options, api collector.SentryAPI) collector.Options {
+	if s, ok := api.(collector.StatsAPI); ok && opts.FullSweepInterval > 0 {
+		opts.Stats = s
+	}
+	return opts
 }

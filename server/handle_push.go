@@ -42,7 +42,7 @@ type pushResponse struct {
 //	401/403 from requireToken
 //	503  transient failure, or the continuation could not be published
 //	500  configuration error (retrying cannot help; stays visible)
-//	501  backfill work, which this version cannot do yet
+//	     backfill messages: see handleBackfillPush
 //
 // When work remains, the continuation is published BEFORE answering 2xx. If
 // publishing fails the answer is 503: Pub/Sub then redelivers this message,
@@ -85,8 +85,7 @@ func (s *Server) handlePush(c echo.Context) error {
 		"publish_time", push.Message.PublishTime)
 
 	if push.Work.Kind == pubsub.KindBackfill {
-		return echo.NewHTTPError(http.StatusNotImplemented, "backfill work is not supported by this version").
-			SetInternal(fmt.Errorf("backfill job %q received but backfill is not built yet", push.Work.JobID))
+		return s.handleBackfillPush(c, push)
 	}
 
 	result, err := s.run(ctx)
@@ -99,39 +98,53 @@ func (s *Server) handlePush(c echo.Context) error {
 			SetInternal(fmt.Errorf("transient failure, progress is committed and a redelivery resumes: %w", err))
 	}
 
+	next := pubsub.Continue(pubsub.DefaultStream, push.Work)
+	if push.Work.Stream != "" {
+		next.Stream = push.Work.Stream
+	}
+	resp, err := s.settle(ctx, push, result.LeaseHeld, result.WorkRemaining, next,
+		"the backlog continues at the next tick")
+	s.logOutcome(ctx, resp.Outcome, result)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+// settle decides the answer to a push whose run returned without error: ack
+// when done or when another run holds the lease; when work remains, publish
+// next (a continuation) first, and answer 503 if that fails so that Pub/Sub
+// redelivers this message, which continues the work just the same. fallback
+// says, in logs, how the work goes on when it cannot be continued.
+func (s *Server) settle(ctx context.Context, push *pubsub.Push, leaseHeld, workRemaining bool, next pubsub.Work, fallback string) (pushResponse, error) {
+	logger := logging.FromContext(ctx)
 	resp := pushResponse{MessageID: push.Message.ID}
 	switch {
-	case result.LeaseHeld:
+	case leaseHeld:
 		resp.Outcome = outcomeLeaseHeld
-	case !result.WorkRemaining:
+	case !workRemaining:
 		resp.Outcome = outcomeDone
 	case s.opts.Publisher == nil:
 		resp.Outcome = outcomeNextTick
-		logger.WarnContext(ctx, "work remains but no PUBSUB_TOPIC is configured: the backlog continues at the next tick")
+		logger.WarnContext(ctx, "work remains but no PUBSUB_TOPIC is configured: "+fallback)
 	case push.Work.Hop >= s.opts.MaxHops:
 		resp.Outcome = outcomeTooManyHops
-		logger.ErrorContext(ctx, "continuation chain too long, not continuing: the backlog continues at the next tick",
+		logger.ErrorContext(ctx, "continuation chain too long, not continuing: "+fallback,
 			"hop", push.Work.Hop, "max_hops", s.opts.MaxHops)
 	default:
-		next := pubsub.Continue(pubsub.DefaultStream, push.Work)
-		if push.Work.Stream != "" {
-			next.Stream = push.Work.Stream
-		}
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.PublishTimeout)
 		id, err := s.opts.Publisher.Publish(pctx, next)
 		cancel()
 		if err != nil {
-			s.logOutcome(ctx, outcomeNoContinue, result)
-			return echo.NewHTTPError(http.StatusServiceUnavailable, "failed to schedule the continuation; retry later").
+			resp.Outcome = outcomeNoContinue
+			return resp, echo.NewHTTPError(http.StatusServiceUnavailable, "failed to schedule the continuation; retry later").
 				SetInternal(fmt.Errorf("work remains and the continuation could not be published, answering 503 so that Pub/Sub redelivers: %w", err))
 		}
 		resp.Outcome = outcomeContinued
 		resp.ContinuationID = id
-		logger = logger.With("continuation_id", id, "next_hop", next.Hop)
-		ctx = logging.WithLogger(ctx, logger)
+		logger.InfoContext(ctx, "continuation published", "continuation_id", id, "next_hop", next.Hop)
 	}
-	s.logOutcome(ctx, resp.Outcome, result)
-	return c.JSON(http.StatusOK, resp)
+	return resp, nil
 }
 
 func (s *Server) logOutcome(ctx context.Context, outcome string, r RunResult) {
@@ -140,12 +153,31 @@ func (s *Server) logOutcome(ctx context.Context, outcome string, r RunResult) {
 		"outcome", outcome, "work_remaining", r.WorkRemaining, "lease_held", r.LeaseHeld)
 }
 
-// run runs the collector under the request's deadline. The run is detached
+// run runs the collector under the request's deadline (see detached).
+func (s *Server) run(ctx context.Context) (RunResult, error) {
+	start := time.Now()
+	var res RunResult
+	err := s.detached(ctx, func(runCtx context.Context) error {
+		var err error
+		res, err = s.opts.Collector.Run(runCtx)
+		return err
+	})
+	if err == nil && !res.LeaseHeld && s.drainCtx.Err() != nil {
+		// Shutting down: whatever the collector reports, make sure the
+		// work goes on promptly on another instance (a continuation that
+		// finds nothing to do costs one cheap run).
+		res.WorkRemaining = true
+	}
+	logging.FromContext(ctx).DebugContext(ctx, "run returned", "elapsed", time.Since(start).String(), "failed", err != nil)
+	return res, err
+}
+
+// detached runs fn under the request's run deadline. The run is detached
 // from the caller's cancellation (a push that times out on Pub/Sub's side
 // must not abort a run in the middle of a write; the deadline bounds it) and
 // is cancelled StopGrace after Drain (SIGTERM) if it has not returned by
 // then, so that the request can still be answered before SIGKILL.
-func (s *Server) run(ctx context.Context) (RunResult, error) {
+func (s *Server) detached(ctx context.Context, fn func(context.Context) error) error {
 	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.RunTimeout)
 	defer cancel()
 	stop := context.AfterFunc(s.drainCtx, func() {
@@ -160,14 +192,5 @@ func (s *Server) run(ctx context.Context) (RunResult, error) {
 		}
 	})
 	defer stop()
-	start := time.Now()
-	res, err := s.opts.Collector.Run(runCtx)
-	if err == nil && !res.LeaseHeld && s.drainCtx.Err() != nil {
-		// Shutting down: whatever the collector reports, make sure the
-		// work goes on promptly on another instance (a continuation that
-		// finds nothing to do costs one cheap run).
-		res.WorkRemaining = true
-	}
-	logging.FromContext(ctx).DebugContext(ctx, "run returned", "elapsed", time.Since(start).String(), "failed", err != nil)
-	return res, err
+	return fn(runCtx)
 }

@@ -5,6 +5,11 @@
 //
 //	server [serve]          run the HTTP service (Pub/Sub push, backfill, health)
 //	server collect [-json]  run one collection pass with the current configuration
+//	server backfill -start T -end T [-projects a,b|all] [-job ID] [-json]
+//	                        create a backfill job for [start, end) (RFC 3339) and run it to
+//	                        completion locally, in bounded runs with a progress bar; -job
+//	                        resumes a job. Exit codes as collect: 2 configuration or invalid
+//	                        request, 3 transient failure (resume with -job).
 //	server demo             run collection against the built-in Sentry simulator
 package main
 
@@ -55,10 +60,12 @@ func realMain(ctx context.Context, args []string) error {
 		return runCollect(ctx, args)
 	case "demo":
 		return runDemo(ctx, args)
+	case "backfill":
+		return runBackfillCmd(ctx, args)
 	case "help", "-h", "-help", "--help":
-		fmt.Fprintln(os.Stdout, "usage: server [serve|collect|demo] [flags]")
+		fmt.Fprintln(os.Stdout, "usage: server [serve|collect|backfill|demo] [flags]")
 		return nil
 	default:
-		return &exitError{code: 2, err: fmt.Errorf("unknown sub-command %q (want serve, collect or demo)", cmd)}
+		return &exitError{code: 2, err: fmt.Errorf("unknown sub-command %q (want serve, collect, backfill or demo)", cmd)}
 	}
 }

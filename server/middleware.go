@@ -103,21 +103,33 @@ func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 		return next
 	}
 	return func(c echo.Context) error {
-		req := c.Request()
-		id, err := s.opts.Verifier.Verify(req.Context(), req.Header.Get(echo.HeaderAuthorization))
-		switch {
-		case errors.Is(err, auth.ErrForbidden):
-			return echo.NewHTTPError(http.StatusForbidden, "caller is not allowed").SetInternal(err)
-		case err != nil:
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer error="invalid_token"`)
-			if errors.Is(err, auth.ErrMissingToken) {
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, "Bearer")
-			}
-			return echo.NewHTTPError(http.StatusUnauthorized, "missing or invalid bearer token").SetInternal(err)
+		if err := verifyCaller(c, s.opts.Verifier, "caller is not allowed"); err != nil {
+			return err
 		}
-		ctx := req.Context()
-		logger := logging.FromContext(ctx).With("caller", id.Email)
-		c.SetRequest(req.WithContext(logging.WithLogger(ctx, logger)))
 		return next(c)
 	}
+}
+
+// verifyCaller checks the request's bearer token with v: 401 (with
+// WWW-Authenticate) for a missing or invalid token, 403 with forbidden for a
+// valid token of an identity v does not allow. On success the caller's email
+// goes into the request's logger and the context (key "caller").
+func verifyCaller(c echo.Context, v Verifier, forbidden string) error {
+	req := c.Request()
+	id, err := v.Verify(req.Context(), req.Header.Get(echo.HeaderAuthorization))
+	switch {
+	case errors.Is(err, auth.ErrForbidden):
+		return echo.NewHTTPError(http.StatusForbidden, forbidden).SetInternal(err)
+	case err != nil:
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer error="invalid_token"`)
+		if errors.Is(err, auth.ErrMissingToken) {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, "Bearer")
+		}
+		return echo.NewHTTPError(http.StatusUnauthorized, "missing or invalid bearer token").SetInternal(err)
+	}
+	ctx := req.Context()
+	c.Set("caller", id.Email)
+	logger := logging.FromContext(ctx).With("caller", id.Email)
+	c.SetRequest(req.WithContext(logging.WithLogger(ctx, logger)))
+	return nil
 }

@@ -26,4 +26,8 @@ func (s *Server) routes(e *echo.Echo) {
 
 	e.GET(pathHealth, s.handleHealth)
 	e.POST(pathPush, s.handlePush, s.requireToken)
+	if s.opts.Backfill != nil {
+		e.POST(pathBackfill, s.handleCreateBackfill, s.requireInvoker)
+		e.GET(pathBackfill+"/:id", s.handleGetBackfill, s.requireInvoker)
+	}
 }

@@ -94,6 +94,11 @@ type serverOptions struct {
 	// Publisher publishes continuation messages; nil means none is
 	// configured and a backlog waits for the next tick.
 	Publisher Publisher
+	// Backfill serves /backfill and backfill messages (nil: 501 for
+	// backfill messages, no /backfill routes). BackfillVerifier checks
+	// /backfill callers (BACKFILL_INVOKERS); nil with auth enabled: 403.
+	Backfill         Backfiller
+	BackfillVerifier Verifier
 	// Logger is the base logger (default slog.Default()).
 	Logger *slog.Logger
 	// ProjectID qualifies trace ids in logs; empty omits the trace.

@@ -9,9 +9,11 @@ import (
 	"strings"
 
 	"cloud.google.com/go/storage"
+	"github.com/sethvargo/go-envconfig"
 
 	"github.com/secops-collectors/sentry-gcs/internal/collector"
 	"github.com/secops-collectors/sentry-gcs/internal/config"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 	"github.com/secops-collectors/sentry-gcs/internal/sink"
 )
@@ -99,4 +101,43 @@ func classify(err error) int {
 	default:
 		return exitFailure
 	}
+}
+
+// cliEnv is what the collect and backfill sub-commands share: the
+// configuration, a logger, the store and a region-resolved Sentry client.
+type cliEnv struct {
+	cfg      *config.Config
+	logger   *slog.Logger
+	store    objectStore
+	location string
+	api      *sentry.Client
+	close    func() error
+}
+
+// openCLI loads the configuration from the environment and opens what a
+// local run needs; errors carry the sub-command's exit code.
+func openCLI(ctx context.Context) (context.Context, *cliEnv, error) {
+	cfg, err := config.Load(ctx, envconfig.OsLookuper())
+	if err != nil {
+		return ctx, nil, &exitError{code: exitConfig, err: err}
+	}
+	logger := cliLogger(cfg.LogLevel)
+	ctx = logging.WithLogger(ctx, logger)
+	logger.DebugContext(ctx, "loaded configuration", "config", cfg)
+
+	store, location, closeStore, err := openStore(ctx, cfg)
+	if err != nil {
+		return ctx, nil, &exitError{code: classify(err), err: err}
+	}
+	client, err := newSentryClient(cfg, logger)
+	if err != nil {
+		_ = closeStore()
+		return ctx, nil, &exitError{code: exitConfig, err: err}
+	}
+	api, err := resolveRegion(ctx, client, cfg.SentryOrg)
+	if err != nil {
+		_ = closeStore()
+		return ctx, nil, &exitError{code: classify(err), err: err}
+	}
+	return ctx, &cliEnv{cfg: cfg, logger: logger, store: store, location: location, api: api, close: closeStore}, nil
 }

@@ -221,13 +221,13 @@ variable "run_budget_seconds" {
 }
 
 variable "backfill_invokers" {
-  description = "Identities allowed to call POST /backfill, as IAM members (\"user:alice@example.com\", \"serviceAccount:ops@p.iam.gserviceaccount.com\"). They get run.invoker on this service only, and their emails go to BACKFILL_INVOKERS."
+  description = "Service accounts allowed to call POST /backfill, as IAM members (\"serviceAccount:ops@p.iam.gserviceaccount.com\"). They get run.invoker on this service only, and their emails go to BACKFILL_INVOKERS. Operators impersonate one: the service checks the token's audience (PUSH_AUDIENCE), and gcloud mints tokens with a chosen audience only for service accounts."
   type        = list(string)
   default     = []
 
   validation {
-    condition     = alltrue([for m in var.backfill_invokers : can(regex("^(user|serviceAccount):[^@\\s]+@[^@\\s]+$", m))])
-    error_message = "Each backfill invoker must be \"user:EMAIL\" or \"serviceAccount:EMAIL\" (groups cannot be checked against the token's email)."
+    condition     = alltrue([for m in var.backfill_invokers : can(regex("^serviceAccount:[^@\\s]+@[^@\\s]+$", m))])
+    error_message = "Each backfill invoker must be \"serviceAccount:EMAIL\": the service checks the ID token's audience, which gcloud lets you choose only for service accounts (users impersonate one; groups cannot be checked against the token's email)."
   }
 }
 

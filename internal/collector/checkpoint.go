@@ -42,6 +42,9 @@ type checkpoint struct {
 	// the previous window (ids at or after Watermark − Overlap), ids in the
 	// last Overlap of the current window, and ids at or below the frontier.
 	Seen seenSet `json:"seen"`
+	// Stats is the stats_v2 count seen when the project was last chosen
+	// for a read by idle detection (idle.go); nil: none.
+	Stats *statsMark `json:"stats,omitempty"`
 	// UpdatedAt and UpdatedBy record the last commit (diagnostics).
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 	UpdatedBy string    `json:"updated_by,omitempty"`

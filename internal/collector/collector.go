@@ -32,6 +32,7 @@ const (
 	DefaultLag                = 2 * time.Minute
 	DefaultOverlap            = 30 * time.Minute
 	DefaultInitialLookback    = 24 * time.Hour
+	DefaultMaxWindow          = 24 * time.Hour
 	DefaultBudget             = 7 * time.Minute
 )
 
@@ -44,8 +45,14 @@ const (
 	// minSafetyMargin is the least time kept in reserve before the
 	// deadline: no page request or write starts with less left.
 	minSafetyMargin = 3 * time.Second
-	// leaseMargin is added to the budget to make the lease's TTL.
+	// leaseMargin is added to the budget to make the lease's TTL, which is
+	// capped at maxLeaseTTL: the run renews it every half TTL, so a crashed
+	// run blocks its stream for at most maxLeaseTTL rather than a whole
+	// budget. A run that cannot renew in time (one request stalled longer
+	// than half the TTL) loses the lease and stops; the checkpoints'
+	// compare-and-swap keeps that safe.
 	leaseMargin = 2 * time.Minute
+	maxLeaseTTL = 3 * time.Minute
 	// maxConflictsPerRun bounds compare-and-swap conflicts on one project
 	// in one run (only concurrent writers cause them).
 	maxConflictsPerRun = 20
@@ -90,6 +97,11 @@ type Options struct {
 	// InitialLookback is the first window's reach into the past; default
 	// 24h.
 	InitialLookback time.Duration
+	// MaxWindow caps a window's length (a first window after a long
+	// look-back, or a window after downtime, is split into windows of at
+	// most MaxWindow, caught up one after the other); default 24h.
+	// Backfill de-duplication bounds the objects it reads with it.
+	MaxWindow time.Duration
 	// Budget bounds a run; default 7m.
 	Budget time.Duration
 	// Clock defaults to clock.Real{}.
@@ -102,6 +114,14 @@ type Options struct {
 	// Progress, when set, is called after every page batch of a project.
 	// It runs on the collector's goroutine and must be fast.
 	Progress func(ProgressEvent)
+	// Stats, when set, turns on idle detection (idle.go): one stats_v2
+	// request per run, and projects that received nothing since their
+	// watermark are not read. nil: every project is read every run.
+	Stats StatsAPI
+	// FullSweepInterval bounds how long idle detection may skip a project:
+	// each is read directly at least this often. Default 1h; negative
+	// turns idle detection off.
+	FullSweepInterval time.Duration
 }
 
 // ProgressEvent reports a project's progress within a run.
@@ -199,8 +219,14 @@ func New(opts Options, api SentryAPI, data, stateStore Objects) (*Collector, err
 	if opts.InitialLookback == 0 {
 		opts.InitialLookback = DefaultInitialLookback
 	}
+	if opts.MaxWindow <= 0 {
+		opts.MaxWindow = DefaultMaxWindow
+	}
 	if opts.Budget == 0 {
 		opts.Budget = DefaultBudget
+	}
+	if opts.FullSweepInterval == 0 {
+		opts.FullSweepInterval = DefaultFullSweepInterval
 	}
 	switch {
 	case opts.MaxProjects < 0:
@@ -249,3 +275,8 @@ func (c *Collector) checkpointKey(projectID string) string {
 
 // leaseKey is the events stream's lease.
 func (c *Collector) leaseKey() string { return c.opts.StatePrefix + "events/lease.json" }
+
+// leaseTTL is the lease's time to live for a run with the given budget.
+func leaseTTL(budget time.Duration) time.Duration {
+	return min(budget+leaseMargin, maxLeaseTTL)
+}

@@ -54,6 +54,7 @@ type project struct {
 	completedWindow     bool // a window was completed in this run
 	done                bool // finished for this run
 	failed              bool // skipped after a permanent error
+	skipped             bool // not read: stats_v2 shows it idle (idle.go)
 }
 
 // Run collects until every project is caught up, its page cap is reached or
@@ -70,7 +71,7 @@ func (c *Collector) Run(ctx context.Context) (Summary, error) {
 		start:    start,
 		deadline: start.Add(c.opts.Budget),
 		leaseKey: c.leaseKey(),
-		leaseTTL: c.opts.Budget + leaseMargin,
+		leaseTTL: leaseTTL(c.opts.Budget),
 		sum:      Summary{RunID: c.opts.RunID},
 	}
 	if dl, ok := ctx.Deadline(); ok {
@@ -109,22 +110,15 @@ func (c *Collector) Run(ctx context.Context) (Summary, error) {
 
 func (r *run) run(ctx context.Context) error {
 	c := r.c
-	if err := c.lease.Acquire(ctx, r.leaseKey, c.opts.RunID, r.leaseTTL); err != nil {
-		if errors.Is(err, ErrLeaseHeld) {
-			r.sum.LeaseHeld = true
-			c.log.InfoContext(ctx, "another run holds the lease", "error", err)
-			return nil
-		}
-		return transient(fmt.Errorf("failed to acquire the events lease: %w", err))
+	release, held, err := r.acquireLease(ctx, "events")
+	if err != nil {
+		return err
 	}
-	r.leaseRenewAt = c.clock.Now().Add(r.leaseTTL / 2)
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := c.lease.Release(rctx, r.leaseKey, c.opts.RunID); err != nil {
-			c.log.WarnContext(ctx, "failed to release the events lease", "error", err)
-		}
-	}()
+	if !held {
+		r.sum.LeaseHeld = true
+		return nil
+	}
+	defer release()
 
 	projects, err := r.listProjects(ctx)
 	if err != nil {
@@ -141,7 +135,7 @@ func (r *run) run(ctx context.Context) error {
 		return a.cp.UpdatedAt.Compare(b.cp.UpdatedAt)
 	})
 
-	active := slices.Clone(projects)
+	active := r.selectActive(ctx, projects) // all, or not idle (idle.go)
 	for len(active) > 0 && !r.stopping {
 		next := active[:0]
 		for _, p := range active {
@@ -196,7 +190,7 @@ func (r *run) finish(projects []*project) {
 	var oldest time.Time
 	ready := now.Add(-r.c.opts.Lag)
 	for _, p := range projects {
-		if !p.failed && (p.cp == nil || p.cp.Window != nil || ready.Sub(p.cp.Watermark) >= catchUpGap) {
+		if !p.failed && !p.skipped && (p.cp == nil || p.cp.Window != nil || ready.Sub(p.cp.Watermark) >= catchUpGap) {
 			// Not reached, interrupted, capped, or far behind.
 			r.sum.WorkRemaining = true
 		}
@@ -330,6 +324,28 @@ func (r *run) commit(ctx context.Context, p *project) error {
 	return nil
 }
 
+// acquireLease takes the run's lease (what names it in messages). held is
+// false, with a nil error, when another run holds it. release gives it up.
+func (r *run) acquireLease(ctx context.Context, what string) (release func(), held bool, err error) {
+	c := r.c
+	if err := c.lease.Acquire(ctx, r.leaseKey, c.opts.RunID, r.leaseTTL); err != nil {
+		if errors.Is(err, ErrLeaseHeld) {
+			c.log.InfoContext(ctx, "another run holds the lease", "lease", what, "error", err)
+			return nil, false, nil
+		}
+		return nil, false, transient(fmt.Errorf("failed to acquire the %s lease: %w", what, err))
+	}
+	r.leaseRenewAt = c.clock.Now().Add(r.leaseTTL / 2)
+	release = func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := c.lease.Release(rctx, r.leaseKey, c.opts.RunID); err != nil {
+			c.log.WarnContext(ctx, "failed to release the lease", "lease", what, "error", err)
+		}
+	}
+	return release, true, nil
+}
+
 // keepLease renews the lease when due; a lost lease stops all writing.
 func (r *run) keepLease(ctx context.Context) error {
 	c := r.c
@@ -439,6 +455,11 @@ func (r *run) openWindow(ctx context.Context, p *project, minGap time.Duration) 
 			return false, nil
 		}
 		start = w.Add(-o.Overlap)
+	}
+	if o.MaxWindow > 0 && end.Sub(start) > o.MaxWindow {
+		// Catch up window by window: a window never spans more than
+		// MaxWindow (backfill de-duplication relies on this bound).
+		end = start.Add(o.MaxWindow)
 	}
 	if !end.After(start) {
 		return false, nil

@@ -48,6 +48,13 @@ type Summary struct {
 	WorkRemaining bool
 	// LeaseHeld is set when another run holds the lease; nothing was done.
 	LeaseHeld bool
+	// ProjectsSkipped counts projects not read because stats_v2 showed
+	// nothing received since their watermark; StatsRequests counts the
+	// stats_v2 requests, and StatsFallback is set when they failed and
+	// every project was read (idle.go).
+	ProjectsSkipped int
+	StatsRequests   int
+	StatsFallback   bool
 }
 
 // ProjectFailure is a project skipped for a run.
@@ -84,6 +91,10 @@ func (s Summary) LogValue() slog.Value {
 	}
 	if s.Conflicts > 0 {
 		attrs = append(attrs, slog.Int("conflicts", s.Conflicts))
+	}
+	if s.StatsRequests > 0 {
+		attrs = append(attrs, slog.Int("projects_skipped", s.ProjectsSkipped),
+			slog.Int("stats_requests", s.StatsRequests), slog.Bool("stats_fallback", s.StatsFallback))
 	}
 	if len(s.Failures) > 0 {
 		fs := make([]string, len(s.Failures))

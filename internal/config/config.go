@@ -80,6 +80,9 @@ type Config struct {
 	InitialLookback time.Duration `env:"INITIAL_LOOKBACK, default=24h" desc:"how far back the first run of a project starts (at most 2160h, Sentry's 90-day retention)"`
 	// RunBudget bounds one run; it stops starting work before it runs out.
 	RunBudget time.Duration `env:"RUN_BUDGET, default=7m" cloudrun:"required" desc:"time budget of one run; below 10m because Pub/Sub's ack deadline is 600s"`
+	// FullSweepInterval turns on idle detection (stats_v2) and bounds how
+	// long it may skip a project; 0 turns it off.
+	FullSweepInterval time.Duration `env:"FULL_SWEEP_INTERVAL, default=1h" desc:"idle detection: projects that stats_v2 shows received nothing since their watermark are not read, but each is read at least this often; 0 reads every project every run"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL, default=info" cloudrun:"required" desc:"log level: debug, info, warn or error"`
 
@@ -248,6 +251,10 @@ func (c *Config) validate(requireSentry bool) error {
 	case c.RunBudget >= MaxRunBudget:
 		add("RUN_BUDGET must be below 10m: a push request must answer before Pub/Sub's 600 s ack deadline, "+
 			"or Pub/Sub redelivers it while the run still goes on; got %s", c.RunBudget)
+	}
+
+	if c.FullSweepInterval < 0 || c.FullSweepInterval > 24*time.Hour {
+		add("FULL_SWEEP_INTERVAL must be between 0s (idle detection off) and 24h, got %s", c.FullSweepInterval)
 	}
 
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {

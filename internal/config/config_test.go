@@ -46,6 +46,7 @@ func TestLoad_defaults(t *testing.T) {
 		CollectOverlap:     30 * time.Minute,
 		InitialLookback:    24 * time.Hour,
 		RunBudget:          7 * time.Minute,
+		FullSweepInterval:  time.Hour,
 		LogLevel:           "info",
 		Port:               8080,
 	}
@@ -103,6 +104,7 @@ func TestLoad_values(t *testing.T) {
 		CollectOverlap:          time.Hour,
 		InitialLookback:         2160 * time.Hour,
 		RunBudget:               9*time.Minute + 59*time.Second,
+		FullSweepInterval:       time.Hour,
 		LogLevel:                "debug",
 		Port:                    0,
 		PushAudience:            "https://svc.example/push",

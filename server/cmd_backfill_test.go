@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/secops-collectors/sentry-gcs/internal/collector"
+)
+
+func TestBackfillLoop(t *testing.T) {
+	t.Parallel()
+	job := func(status string, done int) collector.BackfillJob {
+		return collector.BackfillJob{ID: "j1", Status: status,
+			Projects: []collector.BackfillProject{{ID: "1", WindowsDone: done, WindowsTotal: 3, EventsWritten: 5 * done}}}
+	}
+	cases := []struct {
+		name     string
+		results  []collector.BackfillSummary
+		err      error
+		wantCode int
+		wantOut  string
+	}{
+		{name: "runs_until_done", results: []collector.BackfillSummary{
+			{WorkRemaining: true, Job: job("running", 1)},
+			{WorkRemaining: true, Job: job("running", 2)},
+			{Job: job("done", 3)},
+		}, wantOut: "backfill j1 done: 3/3 windows, 15 events written"},
+		{name: "other_error", err: errors.New("boom"), wantCode: exitFailure},
+		{name: "config", err: collector.ErrConfig, wantCode: exitConfig},
+		{name: "failed_projects", results: []collector.BackfillSummary{{Job: func() collector.BackfillJob {
+			j := job("failed", 3)
+			j.Errors = []string{"project 1: 404"}
+			return j
+		}()}}, wantCode: exitConfig, wantOut: "error: project 1: 404"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+			i := 0
+			err := backfillLoop(t.Context(), os.Stderr, &out, false, "j1", func(context.Context) (collector.BackfillSummary, error) {
+				if tc.err != nil {
+					return collector.BackfillSummary{}, tc.err
+				}
+				i++
+				return tc.results[i-1], nil
+			})
+			code := 0
+			var ee *exitError
+			if errors.As(err, &ee) {
+				code = ee.code
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.wantCode {
+				t.Errorf("exit code = %d (%v), want %d", code, err, tc.wantCode)
+			}
+			if !strings.Contains(out.String(), tc.wantOut) {
+				t.Errorf("output = %q, want %q", out.String(), tc.wantOut)
+			}
+			if tc.err == nil && i != len(tc.results) {
+				t.Errorf("%d runs, want %d", i, len(tc.results))
+			}
+		})
+	}
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/secops-collectors/sentry-gcs/internal/collector"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
+	"github.com/secops-collectors/sentry-gcs/internal/pubsub"
+)
+
+// pathBackfill is the backfill resource.
+const pathBackfill = "/backfill"
+
+// Backfiller records, reports and advances durable backfill jobs.
+// collectorAdapter implements it.
+type Backfiller interface {
+	CreateBackfill(ctx context.Context, spec collector.BackfillSpec) (collector.BackfillJob, error)
+	GetBackfill(ctx context.Context, id string) (collector.BackfillJob, error)
+	RunBackfill(ctx context.Context, id string) (collector.BackfillSummary, error)
+}
+
+// backfillRequest is the body of POST /backfill.
+type backfillRequest struct {
+	// Projects is a list of ids or slugs, or the string "all"; omitted
+	// means all.
+	Projects json.RawMessage `json:"projects"`
+	Start    string          `json:"start"`
+	End      string          `json:"end"`
+	Streams  []string        `json:"streams"`
+}
+
+// backfillAccepted is the 202 answer.
+type backfillAccepted struct {
+	JobID     string `json:"job_id"`
+	Status    string `json:"status"`
+	StatusURL string `json:"status_url"`
+	MessageID string `json:"message_id"`
+}
+
+// backfillProgress is the answer of GET /backfill/{id}.
+type backfillProgress struct {
+	JobID             string                      `json:"job_id"`
+	Status            string                      `json:"status"`
+	Start             time.Time                   `json:"start"`
+	End               time.Time                   `json:"end"`
+	CreatedAt         time.Time                   `json:"created_at"`
+	CreatedBy         string                      `json:"created_by,omitempty"`
+	UpdatedAt         time.Time                   `json:"updated_at,omitzero"`
+	WindowsDone       int                         `json:"windows_done"`
+	WindowsTotal      int                         `json:"windows_total"`
+	EventsWritten     int                         `json:"events_written"`
+	DuplicatesSkipped int                         `json:"duplicates_skipped"`
+	Errors            []string                    `json:"errors"`
+	Projects          []collector.BackfillProject `json:"projects"`
+}
+
+func progressOf(j collector.BackfillJob) backfillProgress {
+	wd, wt, ev, dups := j.Totals()
+	p := backfillProgress{
+		JobID: j.ID, Status: j.Status, Start: j.Start, End: j.End, CreatedAt: j.CreatedAt, CreatedBy: j.CreatedBy,
+		UpdatedAt: j.UpdatedAt, WindowsDone: wd, WindowsTotal: wt, EventsWritten: ev, DuplicatesSkipped: dups,
+		Errors: j.Errors, Projects: slices.Clone(j.Projects),
+	}
+	if p.Errors == nil {
+		p.Errors = []string{}
+	}
+	for i := range p.Projects {
+		p.Projects[i].Window = nil // internal cursor state
+	}
+	return p
+}
+
+// requireInvoker verifies the caller of /backfill: a Google ID token for
+// the service's audience whose email is in BACKFILL_INVOKERS (401 missing or
+// invalid, 403 not listed). With push authentication disabled (local mode)
+// everything passes; with no invokers configured nobody does.
+func (s *Server) requireInvoker(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.opts.AuthDisabled {
+			return next(c)
+		}
+		if s.opts.BackfillVerifier == nil {
+			return echo.NewHTTPError(http.StatusForbidden, "backfill is not enabled: BACKFILL_INVOKERS lists nobody")
+		}
+		if err := verifyCaller(c, s.opts.BackfillVerifier, "caller is not allowed to backfill"); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
+// parseBackfillRequest decodes and checks the request body's syntax.
+func parseBackfillRequest(c echo.Context) (collector.BackfillSpec, error) {
+	var body backfillRequest
+	dec := json.NewDecoder(c.Request().Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return collector.BackfillSpec{}, fmt.Errorf("the body must be a JSON object {\"projects\", \"start\", \"end\", \"streams\"}: %v", err)
+	}
+	var spec collector.BackfillSpec
+	var err error
+	if spec.Start, err = time.Parse(time.RFC3339, body.Start); err != nil {
+		return spec, fmt.Errorf("start must be an RFC 3339 time such as 2026-01-01T00:00:00Z, got %q", body.Start)
+	}
+	if spec.End, err = time.Parse(time.RFC3339, body.End); err != nil {
+		return spec, fmt.Errorf("end must be an RFC 3339 time such as 2026-01-08T00:00:00Z, got %q", body.End)
+	}
+	if raw := strings.TrimSpace(string(body.Projects)); raw != "" && raw != "null" {
+		var all string
+		if json.Unmarshal(body.Projects, &all) == nil {
+			if all != "all" {
+				return spec, fmt.Errorf(`projects must be "all" or a list of project ids or slugs, got %q`, all)
+			}
+		} else if err := json.Unmarshal(body.Projects, &spec.Projects); err != nil || len(spec.Projects) == 0 {
+			return spec, errors.New(`projects must be "all" or a non-empty list of project ids or slugs`)
+		}
+	}
+	spec.Streams = body.Streams
+	return spec, nil
+}
+
+// handleCreateBackfill answers POST /backfill: 202 with the job id once the
+// job is recorded and its first message published; 400 for invalid input;
+// 503 when PUBSUB_TOPIC is not configured (the work runs through push
+// deliveries; locally, use `server backfill`) or Sentry, storage or Pub/Sub
+// failed.
+func (s *Server) handleCreateBackfill(c echo.Context) error {
+	spec, err := parseBackfillRequest(c)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, err.Error()).SetInternal(err)
+	}
+	if s.opts.Publisher == nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable,
+			"backfill through the service needs PUBSUB_TOPIC (the work runs through push deliveries); run `server backfill` locally instead")
+	}
+	if email, ok := c.Get("caller").(string); ok {
+		spec.CreatedBy = email
+	}
+	ctx := c.Request().Context()
+	job, err := s.opts.Backfill.CreateBackfill(ctx, spec)
+	switch {
+	case errors.Is(err, collector.ErrBackfillInvalid):
+		return echo.NewHTTPError(http.StatusBadRequest, err.Error()).SetInternal(err)
+	case err != nil && s.opts.Classify(err) == ErrorConfig:
+		return echo.NewHTTPError(http.StatusInternalServerError, "failed to create the backfill job: configuration error").SetInternal(err)
+	case err != nil:
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "failed to create the backfill job; retry later").SetInternal(err)
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.PublishTimeout)
+	msgID, err := s.opts.Publisher.Publish(pctx, pubsub.Work{Kind: pubsub.KindBackfill, JobID: job.ID, Hop: 1})
+	cancel()
+	if err != nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable,
+			fmt.Sprintf("backfill job %s was recorded but could not be started; retry the request (a new job is created)", job.ID)).
+			SetInternal(fmt.Errorf("failed to publish the backfill message: %w", err))
+	}
+	logging.FromContext(ctx).InfoContext(ctx, "backfill job accepted", "job_id", job.ID, "message_id", msgID,
+		"start", job.Start, "end", job.End, "projects", len(job.Projects))
+	return c.JSON(http.StatusAccepted, backfillAccepted{
+		JobID: job.ID, Status: job.Status, StatusURL: pathBackfill + "/" + job.ID, MessageID: msgID,
+	})
+}
+
+// handleGetBackfill answers GET /backfill/{id} with the job's progress.
+func (s *Server) handleGetBackfill(c echo.Context) error {
+	job, err := s.opts.Backfill.GetBackfill(c.Request().Context(), c.Param("id"))
+	switch {
+	case errors.Is(err, collector.ErrBackfillNotFound):
+		return echo.NewHTTPError(http.StatusNotFound, "no such backfill job").SetInternal(err)
+	case err != nil:
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "failed to read the backfill job; retry later").SetInternal(err)
+	}
+	return c.JSON(http.StatusOK, progressOf(job))
+}
+
+// handleBackfillPush runs a backfill message's job within the request's
+// budget, and publishes the same message again (hop + 1) when work remains,
+// as for the stream: 200 done / lease held / continued; 400 unknown job
+// (poison); 500 configuration error; 503 transient or continuation not
+// published.
+func (s *Server) handleBackfillPush(c echo.Context, push *pubsub.Push) error {
+	ctx := c.Request().Context()
+	logger := logging.FromContext(ctx).With("job_id", push.Work.JobID)
+	ctx = logging.WithLogger(ctx, logger)
+	if s.opts.Backfill == nil {
+		return echo.NewHTTPError(http.StatusNotImplemented, "backfill is not available in this service")
+	}
+	sum, err := s.runBackfill(ctx, push.Work.JobID)
+	if err != nil {
+		switch {
+		case errors.Is(err, collector.ErrBackfillNotFound):
+			return echo.NewHTTPError(http.StatusBadRequest, "unknown backfill job").SetInternal(err)
+		case s.opts.Classify(err) == ErrorConfig:
+			return echo.NewHTTPError(http.StatusInternalServerError, "backfill failed: configuration error").SetInternal(err)
+		default:
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "backfill failed temporarily; retry later").
+				SetInternal(fmt.Errorf("transient failure, progress is committed and a redelivery resumes: %w", err))
+		}
+	}
+	next := pubsub.Work{Kind: pubsub.KindBackfill, JobID: push.Work.JobID, Stream: push.Work.Stream, Hop: push.Work.Hop + 1}
+	resp, err := s.settle(ctx, push, sum.LeaseHeld, sum.WorkRemaining, next,
+		"run `server backfill -job "+push.Work.JobID+"` or publish the backfill message again to resume")
+	logger.InfoContext(ctx, "backfill push handled", "outcome", resp.Outcome, "status", sum.Status,
+		"events_written", sum.EventsWritten, "work_remaining", sum.WorkRemaining)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+// runBackfill runs the job under the request's deadline, detached from the
+// caller's cancellation and cancelled StopGrace after Drain (as run).
+func (s *Server) runBackfill(ctx context.Context, id string) (collector.BackfillSummary, error) {
+	var sum collector.BackfillSummary
+	err := s.detached(ctx, func(runCtx context.Context) error {
+		var err error
+		sum, err = s.opts.Backfill.RunBackfill(runCtx, id)
+		return err
+	})
+	if err == nil && !sum.LeaseHeld && s.drainCtx.Err() != nil && sum.Status != collector.BackfillDone {
+		sum.WorkRemaining = true
+	}
+	return sum, err
+}
