@@ -205,9 +205,32 @@ func BenchmarkBacklogMemory(b *testing.B) {
 				b.ReportMetric(float64(base)/(1<<20), "start_heap_MiB")
 				b.ReportMetric(float64(live)/(1<<20), "live_MiB")
 				b.ReportMetric(float64(got)/el.Seconds(), "events/s")
+				if hwm, ok := peakRSS(); ok {
+					b.ReportMetric(float64(hwm)/(1<<20), "peak_rss_MiB")
+				}
 			}
 		})
 	}
+}
+
+// peakRSS returns this process's peak resident set size (VmHWM) in bytes,
+// on Linux. It covers the whole benchmark process since it started, so it is
+// an upper bound for the collection alone.
+func peakRSS() (uint64, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0, false
+			}
+			return kb << 10, true
+		}
+	}
+	return 0, false
 }
 
 // startSimProcess starts a simulator with a backlog in a child process and
