@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/secops-collectors/sentry-gcs/internal/collector"
@@ -32,19 +34,48 @@ func runCollect(ctx context.Context, args []string) error {
 	cfg, logger, api, store, location := env.cfg, env.logger, env.api, env.store, env.location
 
 	progress := newProgressPrinter(os.Stderr)
-	c, err := collector.New(withStats(collectorOptions(cfg, logger, progress.print), api), api, store, store)
-	if err != nil {
-		return &exitError{code: exitConfig, err: err}
+	a := &collectorAdapter{
+		opts:         collectorOptions(cfg, logger, progress.print),
+		base:         api,
+		api:          api, // resolved by openCLI
+		store:        store,
+		streams:      selectedStreams(cfg),
+		issuesPrefix: cfg.IssuesPrefix,
+		auditPrefix:  cfg.AuditPrefix,
+	}
+	if cfg.HasStream(collector.StreamAudit) {
+		if a.audit, err = newAuditClient(cfg, logger); err != nil {
+			return &exitError{code: exitConfig, err: err}
+		}
+	}
+	var streams []collector.Stream
+	for _, name := range a.selected("") {
+		st, err := a.stream(name, a.opts, api)
+		if err != nil {
+			return &exitError{code: exitConfig, err: err}
+		}
+		streams = append(streams, st)
 	}
 	if progress.enabled {
-		fmt.Fprintf(os.Stderr, "collecting %s from %s into %s%s\n", cfg.SentryOrg, api.BaseURL(), location, cfg.GCSPrefix)
+		fmt.Fprintf(os.Stderr, "collecting %s from %s into %s (streams: %s)\n", cfg.SentryOrg, api.BaseURL(), location, strings.Join(a.selected(""), ", "))
 	}
-	sum, runErr := c.Run(ctx)
-	if err := printSummary(os.Stdout, sum, *jsonOut); err != nil {
-		return err
+	res, runErr := collector.RunStreams(ctx, nil, cfg.RunBudget, streams, logger)
+	for _, sum := range res.Summaries {
+		if err := printSummary(os.Stdout, sum, *jsonOut); err != nil {
+			return err
+		}
 	}
 	if runErr != nil {
 		return &exitError{code: classify(runErr), err: fmt.Errorf("collection failed: %w", runErr)}
+	}
+	if cerrs := res.ConfigErrors(); len(cerrs) > 0 {
+		var errs []error
+		for _, name := range a.selected("") {
+			if e := cerrs[name]; e != nil {
+				errs = append(errs, fmt.Errorf("%s stream: %w", name, e))
+			}
+		}
+		return &exitError{code: exitConfig, err: fmt.Errorf("collection failed for some streams (the others were collected): %w", errors.Join(errs...))}
 	}
 	return nil
 }
@@ -120,6 +151,15 @@ func printSummary(w io.Writer, sum collector.Summary, asJSON bool) error {
 			return fmt.Errorf("failed to encode the summary: %w", err)
 		}
 		_, err = fmt.Fprintf(w, "%s\n", b)
+		if err != nil {
+			return fmt.Errorf("failed to print the summary: %w", err)
+		}
+		return nil
+	}
+	if sum.Stream == collector.StreamIssues || sum.Stream == collector.StreamAudit {
+		_, err := fmt.Fprintf(w, "run %s: %s stream: %d pages, %d records written, %d duplicates skipped, %d objects, %d requests (%d rate-limited), %s, work remaining: %t\n",
+			sum.RunID, sum.Stream, sum.Pages, sum.Records, sum.DuplicatesSkipped, sum.Objects, sum.Requests, sum.RateLimited,
+			sum.Duration.Round(time.Millisecond), sum.WorkRemaining)
 		if err != nil {
 			return fmt.Errorf("failed to print the summary: %w", err)
 		}

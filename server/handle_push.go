@@ -88,7 +88,11 @@ func (s *Server) handlePush(c echo.Context) error {
 		return s.handleBackfillPush(c, push)
 	}
 
-	result, err := s.run(ctx)
+	stream := ""
+	if push.Work.Kind == pubsub.KindContinue {
+		stream = push.Work.Stream
+	}
+	result, err := s.run(ctx, stream)
 	if err != nil {
 		if s.opts.Classify(err) == ErrorConfig {
 			return echo.NewHTTPError(http.StatusInternalServerError, "collection failed: configuration error").
@@ -101,6 +105,9 @@ func (s *Server) handlePush(c echo.Context) error {
 	next := pubsub.Continue(pubsub.DefaultStream, push.Work)
 	if push.Work.Stream != "" {
 		next.Stream = push.Work.Stream
+	}
+	if result.Continue != "" {
+		next.Stream = result.Continue
 	}
 	resp, err := s.settle(ctx, push, result.LeaseHeld, result.WorkRemaining, next,
 		"the backlog continues at the next tick")
@@ -150,15 +157,20 @@ func (s *Server) settle(ctx context.Context, push *pubsub.Push, leaseHeld, workR
 func (s *Server) logOutcome(ctx context.Context, outcome string, r RunResult) {
 	// The collector logs the run summary itself (message "run summary").
 	logging.FromContext(ctx).InfoContext(ctx, "push handled",
-		"outcome", outcome, "work_remaining", r.WorkRemaining, "lease_held", r.LeaseHeld)
+		"outcome", outcome, "work_remaining", r.WorkRemaining, "lease_held", r.LeaseHeld, "continue_stream", r.Continue)
 }
 
-// run runs the collector under the request's deadline (see detached).
-func (s *Server) run(ctx context.Context) (RunResult, error) {
+// run runs the collector under the request's deadline (see detached): the
+// named stream, or every selected stream for "" (a tick).
+func (s *Server) run(ctx context.Context, stream string) (RunResult, error) {
 	start := time.Now()
 	var res RunResult
 	err := s.detached(ctx, func(runCtx context.Context) error {
 		var err error
+		if sc, ok := s.opts.Collector.(StreamCollector); ok {
+			res, err = sc.RunStreams(runCtx, stream)
+			return err
+		}
 		res, err = s.opts.Collector.Run(runCtx)
 		return err
 	})

@@ -23,12 +23,23 @@ type RunResult struct {
 	// LeaseHeld is set when another run holds the lease and nothing was
 	// done; the delivery is acknowledged (the holder continues the work).
 	LeaseHeld bool
+	// Continue names the stream the continuation message carries when work
+	// remains ("all" for several); "" keeps the message's own stream (or
+	// the default).
+	Continue string
 }
 
 // Collector runs one bounded collection pass. It returns a nil error when it
 // did what it could within ctx's deadline, progress durably committed.
 type Collector interface {
 	Run(ctx context.Context) (RunResult, error)
+}
+
+// StreamCollector may be implemented by a Collector that collects several
+// streams: RunStreams runs the named stream ("" for a tick: every selected
+// stream). Without it, every push runs Run.
+type StreamCollector interface {
+	RunStreams(ctx context.Context, stream string) (RunResult, error)
 }
 
 // Drainer may be implemented by a Collector: Drain is called once when the

@@ -35,6 +35,16 @@ resource "google_secret_manager_secret_iam_member" "runtime_token" {
   member    = google_service_account.runtime.member
 }
 
+# Runtime: the audit-log token's secret, when the audit stream is selected.
+resource "google_secret_manager_secret_iam_member" "runtime_audit_token" {
+  count = local.audit_enabled ? 1 : 0
+
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.sentry_audit_token[0].secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.runtime.member
+}
+
 # Runtime: publish continuation messages to the trigger topic only.
 resource "google_pubsub_topic_iam_member" "runtime_publisher" {
   project = var.project_id

@@ -34,6 +34,9 @@ locals {
     GCS_BUCKET            = google_storage_bucket.main.name
     GCS_PREFIX            = var.data_prefix
     STATE_KEY             = var.state_prefix
+    STREAMS               = join(",", var.streams)
+    ISSUES_PREFIX         = var.issues_prefix
+    AUDIT_PREFIX          = var.audit_prefix
     SENTRY_ORG            = var.sentry_org
     SENTRY_API_BASE       = var.sentry_api_base
     MAX_PROJECTS          = tostring(var.max_projects)
@@ -46,6 +49,15 @@ locals {
     LOG_LEVEL             = var.log_level
   }
   service_env = merge(var.extra_env, local.managed_env)
+
+  # The audit-log stream has its own token (org:write) in its own secret,
+  # created only when the stream is selected.
+  audit_enabled = contains(var.streams, "audit")
+  # The secret environment variables beyond SENTRY_AUTH_TOKEN (run.tf).
+  audit_token_env = { for k in ["SENTRY_AUDIT_TOKEN"] : k => k if local.audit_enabled }
+
+  # Data prefix of each selected stream (one SecOps feed each, secops.tf).
+  stream_prefixes = { for s, p in { events = var.data_prefix, issues = var.issues_prefix, audit = var.audit_prefix } : s => p if contains(var.streams, s) }
 
   # Schedule period in minutes, for the "no successful run" alert.
   schedule_every_n   = regexall("^\\*/([0-9]+) \\* \\* \\* \\*$", trimspace(var.schedule))

@@ -44,10 +44,21 @@ resource "google_logging_metric" "run_summary" {
   filter          = local.run_summary_filter
   value_extractor = "EXTRACT(jsonPayload.summary.${each.value.field})"
 
+  # One run summary per stream and run: chart or alert per stream.
+  label_extractors = {
+    stream = "EXTRACT(jsonPayload.summary.stream)"
+  }
+
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "DISTRIBUTION"
     unit        = each.value.unit
+
+    labels {
+      key         = "stream"
+      value_type  = "STRING"
+      description = "Stream of the run summary: events, issues or audit."
+    }
   }
 
   bucket_options {
@@ -68,10 +79,20 @@ resource "google_logging_metric" "successful_runs" {
   description = "Successful collection runs (run summary lines below ERROR)."
   filter      = local.run_summary_filter
 
+  label_extractors = {
+    stream = "EXTRACT(jsonPayload.summary.stream)"
+  }
+
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
     unit        = "1"
+
+    labels {
+      key         = "stream"
+      value_type  = "STRING"
+      description = "Stream of the run summary: events, issues or audit."
+    }
   }
 
   depends_on = [google_project_service.main]

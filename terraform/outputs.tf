@@ -63,6 +63,11 @@ output "sentry_token_secret" {
   value       = google_secret_manager_secret.sentry_token.secret_id
 }
 
+output "sentry_audit_token_secret" {
+  description = "Secret Manager secret ID to add the audit-log token (org:write) version to; empty unless streams includes audit."
+  value       = local.audit_enabled ? google_secret_manager_secret.sentry_audit_token[0].secret_id : ""
+}
+
 output "image_repository" {
   description = "Artifact Registry path for the service's images (empty when not created)."
   value       = var.create_artifact_registry ? "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.main[0].repository_id}" : ""

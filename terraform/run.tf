@@ -57,6 +57,19 @@ resource "google_cloud_run_v2_service" "main" {
           }
         }
       }
+
+      dynamic "env" {
+        for_each = local.audit_token_env
+        content {
+          name = env.key
+          value_source {
+            secret_key_ref {
+              secret  = google_secret_manager_secret.sentry_audit_token[0].secret_id
+              version = "latest"
+            }
+          }
+        }
+      }
     }
   }
 
@@ -78,5 +91,6 @@ resource "google_cloud_run_v2_service" "main" {
     google_project_service.main,
     google_secret_manager_secret_iam_member.runtime_token,
     google_secret_manager_secret_version.sentry_token,
+    google_secret_manager_secret_iam_member.runtime_audit_token,
   ]
 }

@@ -39,6 +39,38 @@ resource "google_chronicle_feed" "main" {
   depends_on = [google_project_service.main]
 }
 
+# One more feed per selected issues/audit stream, each reading its own
+# prefix, so that each stream can have its own log type and parser.
+resource "google_chronicle_feed" "stream" {
+  for_each = var.secops_feed_enabled ? { for s, p in local.stream_prefixes : s => p if s != "events" } : {}
+
+  project      = local.secops_project_id
+  location     = var.secops_location
+  instance     = var.secops_instance_id
+  display_name = "${var.name} Sentry ${each.key}"
+  enabled      = true
+
+  details {
+    feed_source_type = "GOOGLE_CLOUD_STORAGE_V2"
+    log_type         = "projects/${local.secops_project_id}/locations/${var.secops_location}/instances/${var.secops_instance_id}/logTypes/${lookup(var.secops_stream_log_types, each.key, "SENTRY")}"
+
+    gcs_v2_settings {
+      bucket_uri             = "gs://${google_storage_bucket.main.name}/${each.value}"
+      source_deletion_option = var.secops_source_deletion_option
+      max_lookback_days      = var.secops_max_lookback_days
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.secops_instance_id != ""
+      error_message = "Set secops_instance_id (the SecOps customer ID) to create the feeds."
+    }
+  }
+
+  depends_on = [google_project_service.main]
+}
+
 # The feed lists and reads objects.
 resource "google_storage_bucket_iam_member" "secops_reader" {
   count = local.secops_grant_read ? 1 : 0
@@ -59,7 +91,7 @@ resource "google_storage_bucket_iam_member" "secops_deleter" {
 
   condition {
     title       = "data-prefix-only"
-    description = "Objects under the Sentry data prefix only (never the state prefix)."
-    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.main.name}/objects/${var.data_prefix}\")"
+    description = "Objects under the Sentry data prefixes only (never the state prefix)."
+    expression  = join(" || ", [for p in distinct(concat([var.data_prefix], values(local.stream_prefixes))) : "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.main.name}/objects/${p}\")"])
   }
 }

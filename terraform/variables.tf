@@ -187,6 +187,25 @@ variable "sentry_auth_token_version" {
   }
 }
 
+variable "sentry_audit_token" {
+  description = "Optional: the audit-log token (org:write), written to its own Secret Manager secret through a write-only attribute, kept out of the state and the plan. Leave null to add the version out of band (recommended). Used only when streams includes audit and sentry_audit_token_version > 0."
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}
+
+variable "sentry_audit_token_version" {
+  description = "Set to 1 (and increase it to rotate) to write sentry_audit_token as a new secret version; 0 means the audit token is managed out of band."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.sentry_audit_token_version >= 0 && floor(var.sentry_audit_token_version) == var.sentry_audit_token_version
+    error_message = "The sentry_audit_token_version must be a non-negative integer."
+  }
+}
+
 variable "max_projects" {
   description = "Maximum number of Sentry projects collected (MAX_PROJECTS)."
   type        = number
@@ -299,6 +318,51 @@ variable "state_prefix" {
   validation {
     condition     = !startswith(var.state_prefix, var.data_prefix) && !startswith(var.data_prefix, var.state_prefix)
     error_message = "The state_prefix and data_prefix must not contain each other: the SecOps feed reads everything under data_prefix and would ingest (or delete) the state."
+  }
+}
+
+variable "streams" {
+  description = "Streams to collect (STREAMS): events, issues, audit. Each writes under its own prefix (data_prefix, issues_prefix, audit_prefix) so each can feed its own SecOps feed; audit needs the audit token secret (sentry_audit_token)."
+  type        = list(string)
+  default     = ["events"]
+
+  validation {
+    condition     = length(var.streams) > 0 && alltrue([for s in var.streams : contains(["events", "issues", "audit"], s)])
+    error_message = "The streams must be a non-empty list of events, issues and audit."
+  }
+}
+
+variable "issues_prefix" {
+  description = "Object prefix of the NDJSON issue objects (ISSUES_PREFIX), used when streams includes issues. Ends with a slash, no leading slash; outside data_prefix, audit_prefix and state_prefix."
+  type        = string
+  default     = "sentry/issues/"
+
+  validation {
+    condition     = can(regex("^[^/\\s][^\\s]*/$", var.issues_prefix))
+    error_message = "The issues_prefix must be non-empty, end with '/' and not start with '/'."
+  }
+
+  validation {
+    condition = alltrue([for p in [var.data_prefix, var.state_prefix, var.audit_prefix] :
+    !startswith(var.issues_prefix, p) && !startswith(p, var.issues_prefix)])
+    error_message = "The issues_prefix must not overlap data_prefix, audit_prefix or state_prefix: each SecOps feed reads everything under its prefix."
+  }
+}
+
+variable "audit_prefix" {
+  description = "Object prefix of the NDJSON audit-log objects (AUDIT_PREFIX), used when streams includes audit. Ends with a slash, no leading slash; outside data_prefix, issues_prefix and state_prefix."
+  type        = string
+  default     = "sentry/audit/"
+
+  validation {
+    condition     = can(regex("^[^/\\s][^\\s]*/$", var.audit_prefix))
+    error_message = "The audit_prefix must be non-empty, end with '/' and not start with '/'."
+  }
+
+  validation {
+    condition = alltrue([for p in [var.data_prefix, var.state_prefix] :
+    !startswith(var.audit_prefix, p) && !startswith(p, var.audit_prefix)])
+    error_message = "The audit_prefix must not overlap data_prefix or state_prefix: each SecOps feed reads everything under its prefix."
   }
 }
 
@@ -434,6 +498,17 @@ variable "secops_source_deletion_option" {
   validation {
     condition     = contains(["NEVER", "ON_SUCCESS"], var.secops_source_deletion_option)
     error_message = "The secops_source_deletion_option must be NEVER or ON_SUCCESS."
+  }
+}
+
+variable "secops_stream_log_types" {
+  description = "SecOps log type of the issues and audit feeds (created with secops_feed_enabled for each selected stream), by stream. Default SENTRY; set a custom log type when you have a parser for that stream's records."
+  type        = map(string)
+  default     = { issues = "SENTRY", audit = "SENTRY" }
+
+  validation {
+    condition     = alltrue([for k, v in var.secops_stream_log_types : contains(["issues", "audit"], k) && can(regex("^[A-Z0-9_]+$", v))])
+    error_message = "The secops_stream_log_types keys must be issues or audit, and values SecOps log type names (uppercase letters, digits, '_')."
   }
 }
 

@@ -118,6 +118,11 @@ type Options struct {
 	// request per run, and projects that received nothing since their
 	// watermark are not read. nil: every project is read every run.
 	Stats StatsAPI
+	// AuditOverlap is how far below its watermark the audit-log stream
+	// reads (entries can become visible late with their original time);
+	// default max(DefaultAuditOverlap, Overlap). Only the audit stream uses
+	// it.
+	AuditOverlap time.Duration
 	// FullSweepInterval bounds how long idle detection may skip a project:
 	// each is read directly at least this often. Default 1h; negative
 	// turns idle detection off.
@@ -198,7 +203,23 @@ type Collector struct {
 // data objects to data and state documents (checkpoints, lease) to state.
 // data and state may be the same store.
 func New(opts Options, api SentryAPI, data, stateStore Objects) (*Collector, error) {
-	if api == nil || data == nil || stateStore == nil {
+	if api == nil {
+		return nil, fmt.Errorf("%w: collector needs a Sentry client, a data store and a state store", ErrConfig)
+	}
+	c, err := newBase(opts, StreamEvents, data, stateStore)
+	if err != nil {
+		return nil, err
+	}
+	c.api = api
+	return c, nil
+}
+
+// newBase applies defaults to opts, validates them for the named stream
+// (whose state lives under <StatePrefix><stream>/) and returns a Collector
+// without a Sentry client: the events stream adds its own, the issues and
+// audit streams (issues.go, audit.go) keep theirs beside it.
+func newBase(opts Options, stream string, data, stateStore Objects) (*Collector, error) {
+	if data == nil || stateStore == nil {
 		return nil, fmt.Errorf("%w: collector needs a Sentry client, a data store and a state store", ErrConfig)
 	}
 	if opts.Org == "" {
@@ -235,7 +256,7 @@ func New(opts Options, api SentryAPI, data, stateStore Objects) (*Collector, err
 		return nil, fmt.Errorf("%w: lag, overlap, initial look-back and budget must not be negative", ErrConfig)
 	case opts.DataPrefix == "":
 		return nil, fmt.Errorf("%w: the data prefix must not be empty (the state would lie inside it)", ErrConfig)
-	case strings.HasPrefix(opts.StatePrefix+"events/", opts.DataPrefix):
+	case strings.HasPrefix(opts.StatePrefix+stream+"/", opts.DataPrefix):
 		return nil, fmt.Errorf("%w: the state prefix %q must not lie inside the data prefix %q (the feed would ingest or delete the state)", ErrConfig, opts.StatePrefix, opts.DataPrefix)
 	}
 	if opts.Clock == nil {
@@ -253,7 +274,6 @@ func New(opts Options, api SentryAPI, data, stateStore Objects) (*Collector, err
 	}
 	return &Collector{
 		opts:  opts,
-		api:   api,
 		data:  data,
 		state: stateStore,
 		lease: lease,

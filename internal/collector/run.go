@@ -72,7 +72,7 @@ func (c *Collector) Run(ctx context.Context) (Summary, error) {
 		deadline: start.Add(c.opts.Budget),
 		leaseKey: c.leaseKey(),
 		leaseTTL: leaseTTL(c.opts.Budget),
-		sum:      Summary{RunID: c.opts.RunID},
+		sum:      Summary{RunID: c.opts.RunID, Stream: StreamEvents},
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		// The caller's deadline is on the real clock: honour it when it
@@ -102,9 +102,11 @@ func (c *Collector) Run(ctx context.Context) (Summary, error) {
 		attrs = append(attrs, "error", err)
 		if isSentryAuth(err) {
 			attrs = append(attrs, "error_kind", ErrorKindSentryAuth)
+			r.sum.AuthErrors++
+			attrs[1] = r.sum
 		}
 	}
-	c.log.Log(ctx, level, "run summary", attrs...)
+	c.log.Log(ctx, level, "run summary", append(attrs, "stream", StreamEvents)...)
 	return r.sum, err
 }
 
@@ -161,8 +163,9 @@ func (r *run) run(ctx context.Context) error {
 				attrs := []any{"project_id", p.id, "project", p.slug, "error", err}
 				if isSentryAuth(err) {
 					attrs = append(attrs, "error_kind", ErrorKindSentryAuth)
+					r.sum.AuthErrors++
 				}
-				c.log.WarnContext(ctx, "skipping project for this run", attrs...)
+				c.log.WarnContext(ctx, "skipping project for this run", append(attrs, "stream", StreamEvents)...)
 				r.progress(p, "", err)
 			default:
 				r.finish(projects)
@@ -354,7 +357,7 @@ func (r *run) keepLease(ctx context.Context) error {
 		return nil
 	}
 	if err := c.lease.Renew(ctx, r.leaseKey, c.opts.RunID, r.leaseTTL); err != nil {
-		return fmt.Errorf("failed to keep the events lease, stopping: %w", err)
+		return fmt.Errorf("failed to keep the lease %s, stopping: %w", r.leaseKey, err)
 	}
 	r.leaseRenewAt = now.Add(r.leaseTTL / 2)
 	return nil

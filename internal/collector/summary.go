@@ -9,6 +9,16 @@ import (
 // structured "run summary" line.
 type Summary struct {
 	RunID string
+	// Stream is the stream the run collected: events, issues or audit.
+	Stream string
+	// Records counts the records written by the issues and audit streams
+	// (issue versions, audit-log entries); the events stream counts
+	// EventsWritten.
+	Records int
+	// AuthErrors counts Sentry 401/403 answers that stopped a project (events)
+	// or the whole stream (issues, audit) in this run: a configuration error
+	// (missing scope, rejected token), logged with error_kind=sentry_auth.
+	AuthErrors int
 	// Projects is the number of projects considered (after MaxProjects).
 	Projects int
 	// ProjectsTruncated is set when the organisation has more projects than
@@ -68,6 +78,7 @@ type ProjectFailure struct {
 func (s Summary) LogValue() slog.Value {
 	attrs := []slog.Attr{
 		slog.String("run_id", s.RunID),
+		slog.String("stream", s.Stream),
 		slog.Int("projects", s.Projects),
 		slog.Int("projects_completed", s.ProjectsCompleted),
 		slog.Int("projects_failed", s.ProjectsFailed),
@@ -82,6 +93,12 @@ func (s Summary) LogValue() slog.Value {
 		slog.Float64("lag_seconds", s.LagBehindNow.Seconds()),
 		slog.Bool("work_remaining", s.WorkRemaining),
 		slog.Bool("lease_held", s.LeaseHeld),
+	}
+	if s.Stream == StreamIssues || s.Stream == StreamAudit {
+		attrs = append(attrs, slog.Int("records_written", s.Records))
+	}
+	if s.AuthErrors > 0 {
+		attrs = append(attrs, slog.Int("auth_errors", s.AuthErrors))
 	}
 	if s.ProjectsTruncated {
 		attrs = append(attrs, slog.Bool("projects_truncated", true))

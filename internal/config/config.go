@@ -53,6 +53,13 @@ type Config struct {
 	// StateKey is the prefix of state objects (checkpoints, leases); it must
 	// not overlap GCSPrefix. Normalised like GCSPrefix.
 	StateKey string `env:"STATE_KEY, default=sentry/state/" cloudrun:"required" desc:"object prefix of the state objects (watermarks, leases); must be outside GCS_PREFIX"`
+	// Streams selects the streams collected: events, issues, audit.
+	// Normalised to lowercase, without blanks or duplicates.
+	Streams []string `env:"STREAMS, default=events" cloudrun:"required" desc:"comma-separated streams to collect: events, issues, audit (each has its own data prefix and state)"`
+	// IssuesPrefix is the data prefix of the issues stream.
+	IssuesPrefix string `env:"ISSUES_PREFIX, default=sentry/issues/" cloudrun:"required" desc:"object prefix of the NDJSON issue objects (STREAMS includes issues; its own SecOps feed)"`
+	// AuditPrefix is the data prefix of the audit-log stream.
+	AuditPrefix string `env:"AUDIT_PREFIX, default=sentry/audit/" cloudrun:"required" desc:"object prefix of the NDJSON audit-log objects (STREAMS includes audit; its own SecOps feed)"`
 	// LocalOutputDir is the directory used instead of a bucket when GCSBucket
 	// is empty (same layout as the bucket).
 	LocalOutputDir string `env:"LOCAL_OUTPUT_DIR, default=./sentry-data" desc:"local directory used when GCS_BUCKET is empty (same layout as the bucket)"`
@@ -62,6 +69,9 @@ type Config struct {
 	// SentryAuthToken is the Sentry auth token (org:read, project:read,
 	// event:read). Never logged.
 	SentryAuthToken string `env:"SENTRY_AUTH_TOKEN, required" secret:"true" cloudrun:"required" desc:"Sentry auth token with org:read, project:read and event:read (secret; Secret Manager on Cloud Run)"`
+	// SentryAuditToken is the token of the audit-log stream: the endpoint
+	// needs org:write, which the main token should not have. Never logged.
+	SentryAuditToken string `env:"SENTRY_AUDIT_TOKEN" secret:"true" desc:"Sentry auth token with org:write (or org:admin) for the audit-log stream; required when STREAMS includes audit (secret; Secret Manager on Cloud Run)"`
 	// SentryAPIBase is the Sentry root URL (no /api/0), without a trailing
 	// slash after validation.
 	SentryAPIBase string `env:"SENTRY_API_BASE, default=https://sentry.io" cloudrun:"required" desc:"Sentry root URL without /api/0 (a region host such as https://de.sentry.io, or a self-hosted root)"`
@@ -225,6 +235,42 @@ func (c *Config) validate(requireSentry bool) error {
 			errs = append(errs, err)
 		}
 	}
+	streams, err := normaliseStreams(c.Streams)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		c.Streams = streams
+	}
+	c.SentryAuditToken = strings.TrimSpace(c.SentryAuditToken)
+	if c.HasStream("audit") && c.SentryAuditToken == "" && requireSentry {
+		add("SENTRY_AUDIT_TOKEN is required when STREAMS includes audit (a Sentry token with org:write: " +
+			"the audit-log endpoint refuses read-only tokens, so it is kept apart from SENTRY_AUTH_TOKEN)")
+	}
+	prefixes := []namedPrefix{}
+	if dataOK {
+		prefixes = append(prefixes, namedPrefix{"GCS_PREFIX", c.GCSPrefix})
+	}
+	if stateOK {
+		prefixes = append(prefixes, namedPrefix{"STATE_KEY", c.StateKey})
+	}
+	for _, sp := range []struct {
+		stream, name string
+		p            *string
+	}{{"issues", "ISSUES_PREFIX", &c.IssuesPrefix}, {"audit", "AUDIT_PREFIX", &c.AuditPrefix}} {
+		if strings.TrimSpace(*sp.p) == "" {
+			*sp.p = defaultOf(sp.name) // empty is unset
+		}
+		p, err := normalisePrefix(sp.name, *sp.p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		*sp.p = p
+		if c.HasStream(sp.stream) {
+			prefixes = append(prefixes, namedPrefix{sp.name, p})
+		}
+	}
+	errs = append(errs, checkStreamPrefixes(prefixes)...)
 
 	if c.MaxProjects < 1 {
 		add("MAX_PROJECTS must be a positive integer, got %d", c.MaxProjects)
@@ -267,7 +313,6 @@ func (c *Config) validate(requireSentry bool) error {
 		add("PORT must be a TCP port between 0 and 65535, got %d", c.Port)
 	}
 	c.PushAudience = strings.TrimSpace(c.PushAudience)
-	var err error
 	if c.PushServiceAccounts, err = emailList("PUSH_SERVICE_ACCOUNTS", c.PushServiceAccounts); err != nil {
 		errs = append(errs, err)
 	}
@@ -414,6 +459,70 @@ func checkPrefixesDisjoint(data, state string) error {
 		return fmt.Errorf("GCS_PREFIX %q is inside STATE_KEY %q: %s", data, state, why)
 	}
 	return nil
+}
+
+// HasStream reports whether STREAMS selects the named stream.
+func (c *Config) HasStream(name string) bool {
+	for _, s := range c.Streams {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// StreamNames are the streams STREAMS may select.
+var StreamNames = []string{"events", "issues", "audit"}
+
+func normaliseStreams(in []string) ([]string, error) {
+	var out []string
+	var errs []error
+	for _, s := range in {
+		s = strings.ToLower(strings.TrimSpace(s))
+		switch {
+		case s == "":
+		case s == "events" || s == "issues" || s == "audit":
+			if !slicesContains(out, s) {
+				out = append(out, s)
+			}
+		default:
+			errs = append(errs, fmt.Errorf("STREAMS must be a comma-separated list of events, issues and audit, got unknown stream %q", s))
+		}
+	}
+	if len(errs) == 0 && len(out) == 0 {
+		out = []string{defaultOf("STREAMS")} // empty is unset
+	}
+	return out, errors.Join(errs...)
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+type namedPrefix struct{ name, prefix string }
+
+// checkStreamPrefixes checks that no two of the selected streams' data
+// prefixes overlap, and that none overlaps STATE_KEY (GCS_PREFIX against
+// STATE_KEY is checked by checkPrefixesDisjoint, with its own explanation).
+func checkStreamPrefixes(ps []namedPrefix) []error {
+	var errs []error
+	for i, a := range ps {
+		for _, b := range ps[i+1:] {
+			if (a.name == "GCS_PREFIX" && b.name == "STATE_KEY") || (a.name == "STATE_KEY" && b.name == "GCS_PREFIX") {
+				continue
+			}
+			if strings.HasPrefix(a.prefix, b.prefix) || strings.HasPrefix(b.prefix, a.prefix) {
+				errs = append(errs, fmt.Errorf("%s %q and %s %q overlap: each stream needs its own prefix (its SecOps feed reads "+
+					"every object under it), and the state must lie outside every data prefix", a.name, a.prefix, b.name, b.prefix))
+			}
+		}
+	}
+	return errs
 }
 
 func emailList(name string, in []string) ([]string, error) {

@@ -36,6 +36,9 @@ func TestLoad_defaults(t *testing.T) {
 	want := &Config{
 		GCSPrefix:          "sentry/events/",
 		StateKey:           "sentry/state/",
+		Streams:            []string{"events"},
+		IssuesPrefix:       "sentry/issues/",
+		AuditPrefix:        "sentry/audit/",
 		LocalOutputDir:     "./sentry-data",
 		SentryOrg:          "acme",
 		SentryAuthToken:    testToken,
@@ -94,6 +97,9 @@ func TestLoad_values(t *testing.T) {
 		GCSBucket:               "my-bucket",
 		GCSPrefix:               "logs/sentry/",
 		StateKey:                "state/sentry/",
+		Streams:                 []string{"events"},
+		IssuesPrefix:            "sentry/issues/",
+		AuditPrefix:             "sentry/audit/",
 		LocalOutputDir:          "./sentry-data",
 		SentryOrg:               "acme",
 		SentryAuthToken:         testToken,
@@ -167,6 +173,16 @@ func TestLoad_errors(t *testing.T) {
 			wantErr: []string{`GCS_BUCKET must be a bucket name without gs://`}},
 		{name: "bucket_uppercase", env: map[string]string{"GCS_BUCKET": "My_Bucket"},
 			wantErr: []string{`GCS_BUCKET must be a Cloud Storage bucket name`}},
+		{name: "streams_unknown", env: map[string]string{"STREAMS": "events,spans"},
+			wantErr: []string{`STREAMS must be a comma-separated list of events, issues and audit, got unknown stream "spans"`}},
+		{name: "audit_without_token", env: map[string]string{"STREAMS": "events,audit"},
+			wantErr: []string{`SENTRY_AUDIT_TOKEN is required when STREAMS includes audit`}},
+		{name: "issues_prefix_inside_events_prefix", env: map[string]string{"STREAMS": "events,issues", "ISSUES_PREFIX": "sentry/events/issues"},
+			wantErr: []string{`GCS_PREFIX "sentry/events/" and ISSUES_PREFIX "sentry/events/issues/" overlap`}},
+		{name: "audit_prefix_inside_state", env: map[string]string{"STREAMS": "audit", "SENTRY_AUDIT_TOKEN": "t", "AUDIT_PREFIX": "sentry/state/audit/"},
+			wantErr: []string{`STATE_KEY "sentry/state/" and AUDIT_PREFIX "sentry/state/audit/" overlap`}},
+		{name: "issues_and_audit_same_prefix", env: map[string]string{"STREAMS": "issues,audit", "SENTRY_AUDIT_TOKEN": "t", "ISSUES_PREFIX": "x/", "AUDIT_PREFIX": "x/"},
+			wantErr: []string{`ISSUES_PREFIX "x/" and AUDIT_PREFIX "x/" overlap`}},
 		{name: "prefix_only_slash", env: map[string]string{"GCS_PREFIX": "/"},
 			wantErr: []string{`GCS_PREFIX must be a non-empty object prefix`}},
 		{name: "prefix_dotdot", env: map[string]string{"STATE_KEY": "sentry/../state"},
@@ -430,5 +446,40 @@ func TestValidate_normalisesInPlace(t *testing.T) {
 	if cfg.GCSPrefix != "data/" || cfg.StateKey != "state/" || cfg.SentryAPIBase != "http://127.0.0.1:9000" ||
 		cfg.LogLevel != "warn" {
 		t.Errorf("not normalised: %+v", cfg)
+	}
+}
+
+func TestLoad_streams(t *testing.T) {
+	t.Parallel()
+
+	cases := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{name: "default", env: nil, want: []string{"events"}},
+		{name: "all_mixed_case_with_blanks", env: map[string]string{"STREAMS": " Events, ,issues,AUDIT,events", "SENTRY_AUDIT_TOKEN": "t\n"},
+			want: []string{"events", "issues", "audit"}},
+		{name: "audit_only", env: map[string]string{"STREAMS": "audit", "SENTRY_AUDIT_TOKEN": "t"}, want: []string{"audit"}},
+		// An unselected stream's prefix is not checked against the others.
+		{name: "unselected_prefix_may_overlap", env: map[string]string{"ISSUES_PREFIX": "sentry/events/x"}, want: []string{"events"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := Load(t.Context(), base(tc.env))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if diff := cmp.Diff(tc.want, got.Streams); diff != "" {
+				t.Errorf("Streams (-want +got):\n%s", diff)
+			}
+			if got.HasStream("audit") && got.SentryAuditToken != "t" {
+				t.Errorf("audit token not trimmed: %q", got.SentryAuditToken)
+			}
+			if s := got.String(); strings.Contains(s, "sentry_audit_token=t ") {
+				t.Errorf("audit token logged: %s", s)
+			}
+		})
 	}
 }

@@ -306,6 +306,8 @@ type issueRow struct {
 	g                   *group
 	p                   *project
 	status              string
+	assignee            string
+	level               uint8
 	firstSeen, lastSeen int64
 	count, users        int64
 	projectSlug         string
@@ -376,7 +378,7 @@ func (s *Server) handleIssues(rq *request) response {
 				continue
 			}
 			m := meta[p]
-			rows = append(rows, issueRow{g: g, p: p, status: g.status, firstSeen: g.firstSeen, lastSeen: g.lastSeen, count: g.count, users: g.userCount,
+			rows = append(rows, issueRow{g: g, p: p, status: g.status, assignee: g.assignee, level: g.level, firstSeen: g.firstSeen, lastSeen: g.lastSeen, count: g.count, users: g.userCount,
 				projectID: m[0], projectSlug: m[1], projectName: m[2], platform: m[3]})
 		}
 		p.mu.Unlock()
@@ -499,7 +501,7 @@ func (f issueFilter) match(r issueRow) bool {
 	if len(f.statuses) > 0 && !slices.Contains(f.statuses, r.status) {
 		return false
 	}
-	if len(f.levels) > 0 && !slices.Contains(f.levels, levels[r.g.level]) {
+	if len(f.levels) > 0 && !slices.Contains(f.levels, levels[r.level]) {
 		return false
 	}
 	title := strings.ToLower(r.g.tpl.title())
@@ -524,7 +526,7 @@ func appendIssue(b []byte, r issueRow, base, org string) []byte {
 	b = append(b, `,"permalink":`...)
 	b = appendJSONString(b, base+"/organizations/"+org+"/issues/"+g.idStr+"/")
 	b = append(b, `,"logger":null,"level":"`...)
-	b = append(b, levels[g.level]...)
+	b = append(b, levels[r.level]...)
 	b = append(b, `","status":"`...)
 	b = append(b, r.status...)
 	b = append(b, `","statusDetails":{},"substatus":`...)
@@ -548,7 +550,19 @@ func appendIssue(b []byte, r issueRow, base, org string) []byte {
 	b = append(b, r.platform...)
 	b = append(b, `"},"type":"error","metadata":`...)
 	b = appendMetadata(b, g)
-	b = append(b, `,"numComments":0,"assignedTo":null,"isBookmarked":false,"isSubscribed":false,"subscriptionDetails":null,"hasSeen":false,"annotations":[],"issueType":"error","issueCategory":"error","priority":"`...)
+	b = append(b, `,"numComments":0,"assignedTo":`...)
+	if r.assignee == "" {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"type":"user","id":`...)
+		b = appendJSONString(b, r.assignee)
+		b = append(b, `,"name":`...)
+		b = appendJSONString(b, "user"+r.assignee)
+		b = append(b, `,"email":`...)
+		b = appendJSONString(b, "user"+r.assignee+"@example.com")
+		b = append(b, '}')
+	}
+	b = append(b, `,"isBookmarked":false,"isSubscribed":false,"subscriptionDetails":null,"hasSeen":false,"annotations":[],"issueType":"error","issueCategory":"error","priority":"`...)
 	b = append(b, g.priority...)
 	b = append(b, `","priorityLockedAt":null,"isUnhandled":`...)
 	b = strconv.AppendBool(b, !g.tpl.handled)

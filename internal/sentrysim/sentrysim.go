@@ -422,6 +422,85 @@ func (s *Server) SetIssueStatus(issueID, status string) {
 	}
 }
 
+// SetIssueLevel sets an issue's level (fatal, error, warning, info, debug).
+func (s *Server) SetIssueLevel(issueID, level string) {
+	s.updateGroup(issueID, func(g *group) { g.level = levelIndex(level) })
+}
+
+// SetIssueAssignee assigns an issue to a user id ("" unassigns it). The
+// issue's assignedTo renders as {"type":"user","id":…,"name":…,"email":…}.
+func (s *Server) SetIssueAssignee(issueID, userID string) {
+	s.updateGroup(issueID, func(g *group) { g.assignee = userID })
+}
+
+func (s *Server) updateGroup(issueID string, f func(*group)) {
+	s.mu.RLock()
+	ps := slices.Clone(s.projects)
+	s.mu.RUnlock()
+	for _, p := range ps {
+		p.mu.Lock()
+		for _, g := range p.groups {
+			if g.idStr == issueID {
+				f(g)
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+// IssueInfo is the listable state of an issue, as the issues endpoint
+// renders it now.
+type IssueInfo struct {
+	ID, ProjectID, Status, Level string
+	Count                        int64
+	FirstSeen, LastSeen          time.Time // second resolution
+	Assignee                     string    // user id; "" unassigned
+}
+
+// Issues returns every issue the organisation issues endpoint can list now
+// (those with at least one visible event, in live projects), by id.
+func (s *Server) Issues() []IssueInfo {
+	s.mu.RLock()
+	var ps []*project
+	for _, p := range s.projects {
+		if p.live {
+			ps = append(ps, p)
+		}
+	}
+	s.mu.RUnlock()
+	now := s.clock.Now().UnixNano()
+	var out []IssueInfo
+	for _, p := range ps {
+		p.mu.Lock()
+		p.promoteLocked(now)
+		for _, g := range p.groups {
+			if g.count == 0 {
+				continue
+			}
+			out = append(out, IssueInfo{ID: g.idStr, ProjectID: p.idStr, Status: g.status, Level: levels[g.level],
+				Count: g.count, FirstSeen: time.Unix(g.firstSeen, 0).UTC(), LastSeen: time.Unix(g.lastSeen, 0).UTC(),
+				Assignee: g.assignee})
+		}
+		p.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b IssueInfo) int { return cmpString(a.ID, b.ID) })
+	return out
+}
+
+// AuditLogIDs returns the ids of the audit-log entries visible now.
+func (s *Server) AuditLogIDs() []string {
+	now := s.clock.Now().UnixNano()
+	s.auditMu.Lock()
+	defer s.auditMu.Unlock()
+	var out []string
+	for _, a := range s.audit {
+		if a.visibleAt <= now {
+			out = append(out, strconv.FormatInt(a.id, 10))
+		}
+	}
+	return out
+}
+
 // Visible returns the ids of the project's events visible now, newest
 // first (the order of the events endpoint).
 func (s *Server) Visible(projectID string) []string {

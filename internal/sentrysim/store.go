@@ -76,8 +76,8 @@ type project struct {
 	groupBy      map[string]*group
 }
 
-// group is an issue. Static fields are set at creation; the rest are
-// guarded by the project's mutex.
+// group is an issue. Static fields are set at creation; the rest (and
+// level, which SetIssueLevel changes) are guarded by the project's mutex.
 type group struct {
 	idx      int32
 	id       int64
@@ -89,6 +89,7 @@ type group struct {
 	release  string
 
 	status    string
+	assignee  string // user id; "" unassigned
 	firstSeen int64
 	lastSeen  int64
 	count     int64

@@ -124,11 +124,17 @@ func serviceEnv(t *testing.T, m *Module) map[string]envEntry {
 		if !fe.IsKnown() || !fe.CanIterateElements() {
 			t.Fatalf("%s: dynamic env for_each is not a known map: %#v", d.DefRange(), fe)
 		}
+		entry := envEntry{value: "dynamic"}
+		for _, content := range Blocks(d.Body, "content") {
+			if a := Attr(content.Body, "value_source", "secret_key_ref", "secret"); a != nil {
+				entry = envEntry{secretOf: m.Text(a.Expr.Range())}
+			}
+		}
 		for k := range fe.AsValueMap() {
 			if _, dup := env[k]; dup {
 				t.Errorf("env %s is set twice", k)
 			}
-			env[k] = envEntry{value: "dynamic"}
+			env[k] = entry
 		}
 	}
 	return env
@@ -392,8 +398,8 @@ func TestCloudRun_environmentMatchesConfig(t *testing.T) {
 			if e.secretOf == "" || e.value != "" {
 				t.Errorf("%s is a secret: it must come from secret_key_ref, not a plain value", v.Name)
 			}
-			if e.secretOf != "google_secret_manager_secret.sentry_token.secret_id" {
-				t.Errorf("%s comes from %q, want the module's secret", v.Name, e.secretOf)
+			if want := secretOf[v.Name]; e.secretOf != want {
+				t.Errorf("%s comes from %q, want the module's secret %q", v.Name, e.secretOf, want)
 			}
 		}
 	}
@@ -401,6 +407,104 @@ func TestCloudRun_environmentMatchesConfig(t *testing.T) {
 		if _, ok := known[name]; !ok {
 			t.Errorf("env %s is not a variable of internal/config (typo?)", name)
 		}
+	}
+}
+
+// secretOf is the Secret Manager secret each secret variable comes from.
+var secretOf = map[string]string{
+	"SENTRY_AUTH_TOKEN":  "google_secret_manager_secret.sentry_token.secret_id",
+	"SENTRY_AUDIT_TOKEN": "google_secret_manager_secret.sentry_audit_token[0].secret_id",
+}
+
+// The audit-log token (org:write) has its own optional secret, created and
+// readable by the runtime account only when streams includes audit, and
+// reaches the container as a secret environment variable.
+func TestCloudRun_auditTokenSecret(t *testing.T) {
+	t.Parallel()
+
+	m := loadModule(t)
+	svc := mustResource(t, m, "google_cloud_run_v2_service", "main")
+	c := Blocks(Blocks(svc.Body, "template")[0].Body, "containers")[0].Body
+	var found bool
+	for _, d := range DynamicBlocks(c, "env") {
+		if Traversal(d.Body.Attributes["for_each"].Expr) != "local.audit_token_env" {
+			continue
+		}
+		found = true
+		a := Attr(Blocks(d.Body, "content")[0].Body, "value_source", "secret_key_ref", "secret")
+		if a == nil || m.Text(a.Expr.Range()) != secretOf["SENTRY_AUDIT_TOKEN"] {
+			t.Errorf("SENTRY_AUDIT_TOKEN must come from the audit secret")
+		}
+	}
+	if !found {
+		t.Fatal("no dynamic env block over local.audit_token_env")
+	}
+	for _, r := range []struct{ typ, name string }{
+		{"google_secret_manager_secret", "sentry_audit_token"},
+		{"google_secret_manager_secret_iam_member", "runtime_audit_token"},
+	} {
+		b := mustResource(t, m, r.typ, r.name)
+		if !strings.Contains(m.Text(mustAttr(t, b, "count").Expr.Range()), "local.audit_enabled") {
+			t.Errorf("%s must exist only when the audit stream is selected", b.Address())
+		}
+	}
+	if env, _ := m.Local("audit_token_env"); !env.IsKnown() || env.LengthInt() != 0 {
+		t.Errorf("with the default streams, no audit token is set: %#v", env)
+	}
+}
+
+// The stream variables: the selection, and prefixes that overlap no other.
+func TestStreams_variables(t *testing.T) {
+	t.Parallel()
+
+	m := loadModule(t)
+	c := config.Variables()
+	for tf, env := range map[string]string{"issues_prefix": "ISSUES_PREFIX", "audit_prefix": "AUDIT_PREFIX"} {
+		if v := m.Variables[tf]; v == nil || !v.HasDefault || v.Default.AsString() != defaultOf(c, env) {
+			t.Errorf("%s must default to internal/config's %s default %q", tf, env, defaultOf(c, env))
+		}
+	}
+	list := func(s ...string) cty.Value {
+		if len(s) == 0 {
+			return cty.ListValEmpty(cty.String)
+		}
+		vs := make([]cty.Value, len(s))
+		for i, x := range s {
+			vs[i] = cty.StringVal(x)
+		}
+		return cty.ListVal(vs)
+	}
+	cases := []struct {
+		name  string
+		value cty.Value
+		ok    bool
+	}{
+		{"streams", list("events"), true},
+		{"streams", list("events", "issues", "audit"), true},
+		{"streams", list("events", "spans"), false},
+		{"streams", list(), false},
+		{"issues_prefix", cty.StringVal("sentry/issues/"), true},
+		{"issues_prefix", cty.StringVal("sentry/events/issues/"), false},
+		{"issues_prefix", cty.StringVal("sentry/state/issues/"), false},
+		{"issues_prefix", cty.StringVal("sentry/audit/"), false},
+		{"audit_prefix", cty.StringVal("audit/"), true},
+		{"audit_prefix", cty.StringVal("sentry/"), false},
+	}
+	for _, tc := range cases {
+		failed, err := m.CheckVariable(tc.name, tc.value, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(failed) == 0; got != tc.ok {
+			t.Errorf("%s=%#v accepted=%v (%q), want %v", tc.name, tc.value, got, failed, tc.ok)
+		}
+	}
+	feed := mustResource(t, m, "google_chronicle_feed", "stream")
+	if fe := m.Text(mustAttr(t, feed, "for_each").Expr.Range()); !strings.Contains(fe, "var.secops_feed_enabled") || !strings.Contains(fe, "local.stream_prefixes") {
+		t.Errorf("the stream feeds must be gated by var.secops_feed_enabled and the selected streams: %s", fe)
+	}
+	if uri := m.Text(mustAttr(t, feed, "details", "gcs_v2_settings", "bucket_uri").Expr.Range()); !strings.Contains(uri, "each.value") || strings.Contains(uri, "state_prefix") {
+		t.Errorf("stream feed bucket_uri = %s, want the stream's prefix", uri)
 	}
 }
 
@@ -672,6 +776,7 @@ func TestIAM_leastPrivilege(t *testing.T) {
 	want := []grant{
 		{"google_pubsub_topic_iam_member", "roles/pubsub.publisher", "google_pubsub_topic.trigger.name"},
 		{"google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor", "google_secret_manager_secret.sentry_token.secret_id"},
+		{"google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor", "google_secret_manager_secret.sentry_audit_token[0].secret_id"},
 		{"google_storage_bucket_iam_member", "roles/storage.objectUser", "google_storage_bucket.main.name"},
 	}
 	slices.SortFunc(runtime, func(a, b grant) int { return strings.Compare(a.typ+a.role, b.typ+b.role) })
