@@ -20,6 +20,7 @@ func (a *collectorAdapter) newCollector(ctx context.Context) (*collector.Collect
 	opts := a.opts
 	opts.RunID = ""
 	opts.Logger = logging.FromContext(ctx)
+	opts.StopSignal = a.stopSignal()
 	c, err := collector.New(opts, api, a.store, a.store)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create collector: %w", err)

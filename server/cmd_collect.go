@@ -88,14 +88,24 @@ func collectorOptions(cfg *config.Config, logger *slog.Logger, progress func(col
 		StatePrefix:        cfg.StateKey,
 		MaxProjects:        cfg.MaxProjects,
 		MaxPagesPerProject: cfg.MaxPagesPerProject,
-		Lag:                cfg.CollectLag,
-		Overlap:            cfg.CollectOverlap,
+		Lag:                explicitDuration(cfg.CollectLag),
+		Overlap:            explicitDuration(cfg.CollectOverlap),
 		InitialLookback:    cfg.InitialLookback,
 		Budget:             cfg.RunBudget,
 		FullSweepInterval:  fullSweepInterval(cfg),
 		Logger:             logger,
 		Progress:           progress,
 	}
+}
+
+// explicitDuration maps a configured duration onto a collector option in
+// which 0 means "the default": the configuration has applied its defaults
+// already, so a configured 0 is a real zero (collector.ZeroDuration).
+func explicitDuration(d time.Duration) time.Duration {
+	if d == 0 {
+		return collector.ZeroDuration
+	}
+	return d
 }
 
 // cliLogger logs to stderr: readable text on a terminal, Cloud Logging JSON

@@ -39,12 +39,40 @@ type collectorAdapter struct {
 
 	mu  sync.Mutex
 	api *sentry.Client // region-resolved client, once known
+
+	// stop is closed by Drain (SIGTERM): every run this adapter built, in
+	// flight or later, gets it as its StopSignal, stops starting pages,
+	// commits what it read and returns with work remaining.
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 var (
 	_ Collector       = (*collectorAdapter)(nil)
 	_ StreamCollector = (*collectorAdapter)(nil)
+	_ Drainer         = (*collectorAdapter)(nil)
 )
+
+// stopSignal returns the channel Drain closes.
+func (a *collectorAdapter) stopSignal() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stop == nil {
+		a.stop = make(chan struct{})
+	}
+	return a.stop
+}
+
+// Drain implements Drainer: in-flight runs (streams and backfills) stop
+// softly and commit what they have, well within the server's StopGrace.
+func (a *collectorAdapter) Drain() {
+	a.stopOnce.Do(func() {
+		a.stopSignal()
+		a.mu.Lock()
+		close(a.stop)
+		a.mu.Unlock()
+	})
+}
 
 func (a *collectorAdapter) client(ctx context.Context) (*sentry.Client, error) {
 	a.mu.Lock()
@@ -103,6 +131,7 @@ func (a *collectorAdapter) RunStreams(ctx context.Context, stream string) (RunRe
 	opts := a.opts
 	opts.RunID = "" // a fresh random id per run
 	opts.Logger = logger
+	opts.StopSignal = a.stopSignal()
 	var streams []collector.Stream
 	for _, name := range names {
 		st, err := a.stream(name, opts, api)

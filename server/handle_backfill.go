@@ -129,7 +129,9 @@ func parseBackfillRequest(c echo.Context) (collector.BackfillSpec, error) {
 }
 
 // handleCreateBackfill answers POST /backfill: 202 with the job id once the
-// job is recorded and its first message published; 400 for invalid input;
+// job is recorded and its first message published (idempotent: the same
+// request while its job is pending or running answers that job and publishes
+// its message again, which its leases make harmless); 400 for invalid input;
 // 503 when PUBSUB_TOPIC is not configured (the work runs through push
 // deliveries; locally, use `server backfill`) or Sentry, storage or Pub/Sub
 // failed.
@@ -160,7 +162,7 @@ func (s *Server) handleCreateBackfill(c echo.Context) error {
 	cancel()
 	if err != nil {
 		return echo.NewHTTPError(http.StatusServiceUnavailable,
-			fmt.Sprintf("backfill job %s was recorded but could not be started; retry the request (a new job is created)", job.ID)).
+			fmt.Sprintf("backfill job %s was recorded but could not be started; retry the same request: it returns this job (no second job is created) and starts it", job.ID)).
 			SetInternal(fmt.Errorf("failed to publish the backfill message: %w", err))
 	}
 	logging.FromContext(ctx).InfoContext(ctx, "backfill job accepted", "job_id", job.ID, "message_id", msgID,

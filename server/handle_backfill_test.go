@@ -139,7 +139,7 @@ func TestBackfill_create(t *testing.T) {
 			wantStatus: http.StatusBadRequest, wantError: "90-day retention"},
 		{name: "sentry_down", body: valid, email: testInvoker, createErr: errors.New("sentry 502"), wantStatus: http.StatusServiceUnavailable},
 		{name: "no_topic", body: valid, email: testInvoker, noPublisher: true, wantStatus: http.StatusServiceUnavailable, wantError: "PUBSUB_TOPIC"},
-		{name: "publish_fails", body: valid, email: testInvoker, publishErr: errors.New("pubsub down"), wantStatus: http.StatusServiceUnavailable, wantError: "could not be started"},
+		{name: "publish_fails", body: valid, email: testInvoker, publishErr: errors.New("pubsub down"), wantStatus: http.StatusServiceUnavailable, wantError: "retry the same request: it returns this job (no second job is created)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -146,7 +146,7 @@ func (ac *AuditCollector) run(ctx context.Context, d *docRun) error {
 			if opened {
 				break // one sweep per run: later entries are the next run's
 			}
-			if d.remaining() < d.pageReserve() {
+			if d.remaining() < d.pageReserve() || d.c.stopRequested() {
 				d.sum.WorkRemaining = true
 				break
 			}
@@ -344,7 +344,7 @@ func (ac *AuditCollector) turn(ctx context.Context, d *docRun, st *auditState) e
 	b := &auditBatch{cursor: sw.Cursor, top: sw.Top, ids: make(map[string]int64)}
 	var stop error
 	for b.pages < maxPagesPerObject && !b.complete && b.bytes < maxObjectBytes {
-		if d.remaining() < d.pageReserve() {
+		if d.remaining() < d.pageReserve() || d.c.stopRequested() {
 			stop = errStop
 			break
 		}
@@ -352,7 +352,8 @@ func (ac *AuditCollector) turn(ctx context.Context, d *docRun, st *auditState) e
 		if err != nil {
 			if ctx.Err() == nil {
 				if ferr := ac.flush(ctx, d, st, b); ferr != nil && !errors.Is(ferr, errStop) && !errors.Is(ferr, errConflict) {
-					return errors.Join(err, ferr)
+					// A storage failure: the run's problem, not Sentry's.
+					return transient(fmt.Errorf("audit stream: failed to commit after a Sentry error (%v): %w", err, ferr))
 				}
 			}
 			return err
@@ -378,7 +379,7 @@ func (ac *AuditCollector) fetch(ctx context.Context, d *docRun, cursor string) (
 	d.maxPage = max(d.maxPage, ac.c.clock.Now().Sub(t0))
 	if err != nil {
 		if pctx.Err() != nil && ctx.Err() == nil {
-			return page, transient(fmt.Errorf("audit stream: %w: %w", ErrBudgetExhausted, err))
+			return page, transient(markSentry(fmt.Errorf("audit stream: %w: %w", ErrBudgetExhausted, err)))
 		}
 		return page, streamAPIError(StreamAudit, "the organization's audit log",
 			"SENTRY_AUDIT_TOKEN needs the org:write scope (or org:admin), and SENTRY_API_BASE must be the main host "+

@@ -2,7 +2,7 @@ package collector
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -186,6 +186,17 @@ func (c *Collector) backfillLeaseKey(id string) string {
 	return c.opts.StatePrefix + "backfill/" + id + ".lease.json"
 }
 
+// backfillProjectLeaseKey is the lease a backfill run holds on a project
+// while it scans, reads and writes one of its slices: two jobs over the same
+// project (overlapping requests) never de-duplicate against the bucket at
+// the same time, which would let both write the same events.
+func (c *Collector) backfillProjectLeaseKey(projectID string) string {
+	return c.opts.StatePrefix + "backfill/projects/" + projectID + ".lease.json"
+}
+
+// errProjectBusy reports a project whose backfill lease another run holds.
+var errProjectBusy = errors.New("another backfill run holds the project")
+
 func (c *Collector) slice() time.Duration {
 	return min(DefaultBackfillSlice, c.opts.MaxWindow)
 }
@@ -255,10 +266,8 @@ func (c *Collector) CreateBackfill(ctx context.Context, spec BackfillSpec) (Back
 	if len(chosen) == 0 {
 		return BackfillJob{}, fmt.Errorf("%w: organization %q has no projects", ErrBackfillInvalid, c.opts.Org)
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
 	job := BackfillJob{
-		Version: backfillVersion, ID: hex.EncodeToString(b[:]), CreatedAt: now, CreatedBy: spec.CreatedBy,
+		Version: backfillVersion, CreatedAt: now, CreatedBy: spec.CreatedBy,
 		Start: start, End: end, Streams: streams, Status: BackfillPending,
 	}
 	for _, p := range chosen {
@@ -280,15 +289,58 @@ func (c *Collector) CreateBackfill(ctx context.Context, spec BackfillSpec) (Back
 		}
 		job.Projects = append(job.Projects, bp)
 	}
-	data, err := json.Marshal(job)
-	if err != nil {
-		return BackfillJob{}, fmt.Errorf("failed to encode backfill job: %w", err)
+	// Idempotent: the job id is derived from the normalised spec, so a
+	// retried request (a lost response, an operator's retry) finds the job
+	// it created, pending or running, instead of creating a second one
+	// that would read and write the same events. Once that job is finished,
+	// the same spec makes a new job (the next id in the sequence).
+	ids := make([]string, len(chosen))
+	for i, p := range chosen {
+		ids[i] = p.id
 	}
-	if _, err := c.state.Write(ctx, c.backfillKey(job.ID), data, contentTypeJSON, 0); err != nil {
-		return BackfillJob{}, transient(fmt.Errorf("failed to record backfill job: %w", err))
+	slices.Sort(ids)
+	for n := range maxBackfillGenerations {
+		job.ID = backfillJobID(c.opts.Org, start, end, streams, ids, n)
+		data, err := json.Marshal(job)
+		if err != nil {
+			return BackfillJob{}, fmt.Errorf("failed to encode backfill job: %w", err)
+		}
+		_, err = c.state.Write(ctx, c.backfillKey(job.ID), data, contentTypeJSON, 0)
+		if err == nil {
+			c.log.InfoContext(ctx, "backfill job created", "job_id", job.ID, "start", start, "end", end, "projects", len(job.Projects))
+			return job, nil
+		}
+		if !errors.Is(err, sink.ErrPrecondition) {
+			return BackfillJob{}, transient(fmt.Errorf("failed to record backfill job: %w", err))
+		}
+		existing, _, lerr := c.loadBackfill(ctx, job.ID)
+		if lerr != nil {
+			if errors.Is(lerr, ErrBackfillNotFound) {
+				return BackfillJob{}, transient(fmt.Errorf("failed to record backfill job %s: it exists but cannot be read", job.ID))
+			}
+			return BackfillJob{}, transient(lerr)
+		}
+		if existing.Status == BackfillPending || existing.Status == BackfillRunning {
+			c.log.InfoContext(ctx, "backfill job already exists for this request", "job_id", existing.ID, "status", existing.Status)
+			return existing, nil
+		}
 	}
-	c.log.InfoContext(ctx, "backfill job created", "job_id", job.ID, "start", start, "end", end, "projects", len(job.Projects))
-	return job, nil
+	return BackfillJob{}, fmt.Errorf("%w: this backfill was already run %d times", ErrBackfillInvalid, maxBackfillGenerations)
+}
+
+// maxBackfillGenerations bounds how many finished jobs with the same spec
+// CreateBackfill walks past.
+const maxBackfillGenerations = 1000
+
+// backfillJobID derives a job id from the normalised spec and a generation
+// (the how-many-th job of that spec).
+func backfillJobID(org string, start, end time.Time, streams, projectIDs []string, gen int) string {
+	st := slices.Clone(streams)
+	slices.Sort(st)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s\x00%s\x00%d", org, start.Unix(), end.Unix(),
+		strings.Join(st, ","), strings.Join(projectIDs, ","), gen)
+	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
 // streamFloor is the earliest time the live stream may still write for a
@@ -415,14 +467,23 @@ func (r *bfRun) do(ctx context.Context, id string) error {
 		}
 	}
 	conflicts := 0
+	busy := map[string]bool{} // projects another run holds (skipped for this run)
 	for {
-		i := slices.IndexFunc(r.job.Projects, func(p BackfillProject) bool { return !p.Done })
+		if c.stopRequested() {
+			r.sum.WorkRemaining = true
+			return nil
+		}
+		i := slices.IndexFunc(r.job.Projects, func(p BackfillProject) bool { return !p.Done && !busy[p.ID] })
 		if i < 0 {
 			break
 		}
-		err := r.project(ctx, i)
+		err := r.projectLeased(ctx, i)
 		switch {
 		case err == nil:
+		case errors.Is(err, errProjectBusy):
+			busy[r.job.Projects[i].ID] = true
+			c.log.InfoContext(ctx, "another backfill run works on this project; skipping it for this run",
+				"job_id", r.job.ID, "project_id", r.job.Projects[i].ID)
 		case errors.Is(err, errStop):
 			r.sum.WorkRemaining = true
 			return nil
@@ -443,6 +504,10 @@ func (r *bfRun) do(ctx context.Context, id string) error {
 			r.sum.WorkRemaining = true
 			return transient(err)
 		}
+	}
+	if len(busy) > 0 {
+		r.sum.WorkRemaining = true
+		return nil
 	}
 	if len(r.job.Errors) > 0 {
 		r.job.Status = BackfillFailed
@@ -492,12 +557,35 @@ func (r *bfRun) commitJob(ctx context.Context) error {
 	return nil
 }
 
+// projectLeased works on job project i under the project's backfill lease;
+// errProjectBusy when another run holds it.
+func (r *bfRun) projectLeased(ctx context.Context, i int) error {
+	c := r.c
+	key := c.backfillProjectLeaseKey(r.job.Projects[i].ID)
+	if err := c.lease.Acquire(ctx, key, c.opts.RunID, r.leaseTTL); err != nil {
+		if errors.Is(err, ErrLeaseHeld) {
+			return errProjectBusy
+		}
+		return transient(fmt.Errorf("failed to acquire the backfill lease of project %s: %w", r.job.Projects[i].ID, err))
+	}
+	r.subLease = key
+	defer func() {
+		r.subLease = ""
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := c.lease.Release(rctx, key, c.opts.RunID); err != nil {
+			c.log.WarnContext(ctx, "failed to release the lease", "lease", key, "error", err)
+		}
+	}()
+	return r.project(ctx, i)
+}
+
 // project works on job project i until it is done or the budget runs out.
 func (r *bfRun) project(ctx context.Context, i int) error {
 	c := r.c
 	for !r.job.Projects[i].Done {
 		p := &r.job.Projects[i]
-		if r.remaining() < r.pageReserve() {
+		if r.remaining() < r.pageReserve() || c.stopRequested() {
 			return errStop
 		}
 		if p.Window == nil {
@@ -544,7 +632,7 @@ func (r *bfRun) slice(ctx context.Context, i int) error {
 		b := newBatch(p.Window, seen)
 		stop := false
 		for b.pages < maxPagesPerObject && !b.complete && b.bytes < maxObjectBytes {
-			if r.remaining() < r.pageReserve() {
+			if r.remaining() < r.pageReserve() || r.c.stopRequested() {
 				stop = true
 				break
 			}

@@ -45,6 +45,10 @@ type checkpoint struct {
 	// Stats is the stats_v2 count seen when the project was last chosen
 	// for a read by idle detection (idle.go); nil: none.
 	Stats *statsMark `json:"stats,omitempty"`
+	// Failing is set when the project was skipped by its last run after an
+	// error: it is served after the healthy projects, so that a project
+	// that keeps failing (or hanging) cannot starve them.
+	Failing bool `json:"failing,omitempty"`
 	// UpdatedAt and UpdatedBy record the last commit (diagnostics).
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 	UpdatedBy string    `json:"updated_by,omitempty"`

@@ -36,6 +36,11 @@ const (
 	DefaultBudget             = 7 * time.Minute
 )
 
+// ZeroDuration set as Options.Lag or Options.Overlap means a real zero (a
+// zero value there means the default): configuration maps an explicit 0 to
+// it.
+const ZeroDuration time.Duration = -1
+
 // Tuning constants.
 const (
 	// maxPagesPerObject bounds how many pages go into one data object.
@@ -89,10 +94,12 @@ type Options struct {
 	// means no cap.
 	MaxPagesPerProject int
 	// Lag keeps the window's end this far behind now (ingestion lag);
-	// default 2m.
+	// 0 means the default 2m, ZeroDuration a real zero.
 	Lag time.Duration
 	// Overlap re-reads this much before the watermark, to catch events
-	// that became visible late; default 30m.
+	// that became visible late; 0 means the default 30m, ZeroDuration a
+	// real zero. It must be at most MaxWindow/2 (a window must move the
+	// watermark forward).
 	Overlap time.Duration
 	// InitialLookback is the first window's reach into the past; default
 	// 24h.
@@ -127,6 +134,10 @@ type Options struct {
 	// each is read directly at least this often. Default 1h; negative
 	// turns idle detection off.
 	FullSweepInterval time.Duration
+	// StopSignal, when closed, asks runs to stop softly (SIGTERM): no new
+	// page request, window or stream is started, what was read is written
+	// and committed, and the run returns with WorkRemaining set. nil: never.
+	StopSignal <-chan struct{}
 }
 
 // ProgressEvent reports a project's progress within a run.
@@ -231,11 +242,17 @@ func newBase(opts Options, stream string, data, stateStore Objects) (*Collector,
 	if opts.MaxPagesPerProject == 0 {
 		opts.MaxPagesPerProject = DefaultMaxPagesPerProject
 	}
-	if opts.Lag == 0 {
+	switch opts.Lag {
+	case 0:
 		opts.Lag = DefaultLag
+	case ZeroDuration:
+		opts.Lag = 0
 	}
-	if opts.Overlap == 0 {
+	switch opts.Overlap {
+	case 0:
 		opts.Overlap = DefaultOverlap
+	case ZeroDuration:
+		opts.Overlap = 0
 	}
 	if opts.InitialLookback == 0 {
 		opts.InitialLookback = DefaultInitialLookback
@@ -254,6 +271,8 @@ func newBase(opts Options, stream string, data, stateStore Objects) (*Collector,
 		return nil, fmt.Errorf("%w: max projects must be positive, got %d", ErrConfig, opts.MaxProjects)
 	case opts.Lag < 0, opts.Overlap < 0, opts.InitialLookback < 0, opts.Budget < 0:
 		return nil, fmt.Errorf("%w: lag, overlap, initial look-back and budget must not be negative", ErrConfig)
+	case opts.Overlap > opts.MaxWindow/2:
+		return nil, fmt.Errorf("%w: the overlap (COLLECT_OVERLAP) is %s but must be at most half the maximum window (%s): each window re-reads the overlap before the watermark, so a larger one would stop the watermark from moving forward", ErrConfig, opts.Overlap, opts.MaxWindow/2)
 	case opts.DataPrefix == "":
 		return nil, fmt.Errorf("%w: the data prefix must not be empty (the state would lie inside it)", ErrConfig)
 	case strings.HasPrefix(opts.StatePrefix+stream+"/", opts.DataPrefix):
@@ -291,6 +310,19 @@ func newRunID() string {
 // checkpointKey is the state document of a project.
 func (c *Collector) checkpointKey(projectID string) string {
 	return c.opts.StatePrefix + "events/projects/" + projectID + ".json"
+}
+
+// stopRequested reports whether the StopSignal was given.
+func (c *Collector) stopRequested() bool {
+	if c.opts.StopSignal == nil {
+		return false
+	}
+	select {
+	case <-c.opts.StopSignal:
+		return true
+	default:
+		return false
+	}
 }
 
 // leaseKey is the events stream's lease.

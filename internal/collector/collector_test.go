@@ -414,12 +414,15 @@ func TestErrors(t *testing.T) {
 		eventErr      error
 		wantConfig    bool
 		wantTransient bool
+		bothProjects  bool
 		wantFailed    int
 		wantEvents    int
+		wantRemaining bool
 	}{
 		{name: "token_rejected_is_a_configuration_error", listErr: unauthorized, wantConfig: true},
 		{name: "project_gone_is_skipped", eventErr: notFound, wantFailed: 1, wantEvents: 5},
-		{name: "sentry_down_is_transient", eventErr: unavailable, wantTransient: true},
+		{name: "sentry_down_on_one_project_skips_it", eventErr: unavailable, wantFailed: 1, wantEvents: 5, wantRemaining: true},
+		{name: "sentry_down_on_every_project_is_transient", eventErr: unavailable, bothProjects: true, wantTransient: true, wantFailed: 2, wantRemaining: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -431,6 +434,9 @@ func TestErrors(t *testing.T) {
 			if tc.eventErr != nil {
 				e.api.eventErrs["2"] = tc.eventErr
 				e.api.eventErrs["1"] = nil
+				if tc.bothProjects {
+					e.api.eventErrs["1"] = tc.eventErr
+				}
 			}
 			s, err := e.collector(nil, nil).Run(t.Context())
 			if got := IsConfig(err); got != tc.wantConfig {
@@ -444,6 +450,9 @@ func TestErrors(t *testing.T) {
 			}
 			if s.ProjectsFailed != tc.wantFailed || (!tc.wantTransient && s.EventsWritten != tc.wantEvents) {
 				t.Errorf("failed %d events %d, want %d and %d", s.ProjectsFailed, s.EventsWritten, tc.wantFailed, tc.wantEvents)
+			}
+			if s.WorkRemaining != tc.wantRemaining {
+				t.Errorf("work remaining %v, want %v", s.WorkRemaining, tc.wantRemaining)
 			}
 		})
 	}

@@ -190,7 +190,7 @@ func (ic *IssuesCollector) run(ctx context.Context, d *docRun) error {
 			if completed {
 				minGap = catchUpGap
 			}
-			if d.remaining() < d.pageReserve() {
+			if d.remaining() < d.pageReserve() || d.c.stopRequested() {
 				d.sum.WorkRemaining = true
 				break
 			}
@@ -424,7 +424,7 @@ func (ic *IssuesCollector) turn(ctx context.Context, d *docRun, st *issuesState)
 	b := &issuesBatch{cursor: w.Cursor, marks: make(map[string]issueMark)}
 	var stop error
 	for b.pages < maxPagesPerObject && !b.complete && b.bytes < maxObjectBytes {
-		if d.remaining() < d.pageReserve() {
+		if d.remaining() < d.pageReserve() || d.c.stopRequested() {
 			stop = errStop
 			break
 		}
@@ -432,7 +432,8 @@ func (ic *IssuesCollector) turn(ctx context.Context, d *docRun, st *issuesState)
 		if err != nil {
 			if ctx.Err() == nil {
 				if ferr := ic.flush(ctx, d, st, b); ferr != nil && !errors.Is(ferr, errStop) && !errors.Is(ferr, errConflict) {
-					return errors.Join(err, ferr)
+					// A storage failure: the run's problem, not Sentry's.
+					return transient(fmt.Errorf("issues stream: failed to commit after a Sentry error (%v): %w", err, ferr))
 				}
 			}
 			return err
@@ -467,7 +468,7 @@ func (ic *IssuesCollector) fetch(ctx context.Context, d *docRun, w *issuesWindow
 	d.maxPage = max(d.maxPage, ic.c.clock.Now().Sub(t0))
 	if err != nil {
 		if pctx.Err() != nil && ctx.Err() == nil {
-			return page, transient(fmt.Errorf("issues stream: %w: %w", ErrBudgetExhausted, err))
+			return page, transient(markSentry(fmt.Errorf("issues stream: %w: %w", ErrBudgetExhausted, err)))
 		}
 		return page, streamAPIError(StreamIssues, "the organization's issues",
 			"check SENTRY_ORG and that SENTRY_AUTH_TOKEN has the event:read scope", err)

@@ -19,6 +19,12 @@ import (
 // state has been reloaded and the batch in hand must be dropped.
 var errConflict = errors.New("checkpoint changed concurrently")
 
+// errBadCheckpoint marks a checkpoint that cannot be decoded.
+var errBadCheckpoint = errors.New("undecodable checkpoint")
+
+// errStopped is the cause of a page request cut by the StopSignal.
+var errStopped = errors.New("stop requested")
+
 // errStop ends the run early without an error (budget reached).
 var errStop = errors.New("stop")
 
@@ -32,6 +38,9 @@ type run struct {
 	leaseKey     string
 	leaseTTL     time.Duration
 	leaseRenewAt time.Time
+	// subLease is a second lease held with leaseKey (a backfill's project
+	// lease), renewed with it; "" for none.
+	subLease string
 
 	maxPage  time.Duration // longest page request seen
 	maxWrite time.Duration // longest write + commit seen
@@ -53,8 +62,11 @@ type project struct {
 	conflicts           int
 	completedWindow     bool // a window was completed in this run
 	done                bool // finished for this run
-	failed              bool // skipped after a permanent error
+	failed              bool // skipped for this run after an error
+	retry               bool // failed transiently: work remains
+	progressed          bool // completed a turn without error
 	skipped             bool // not read: stats_v2 shows it idle (idle.go)
+	loadErr             error
 }
 
 // Run collects until every project is caught up, its page cap is reached or
@@ -111,7 +123,6 @@ func (c *Collector) Run(ctx context.Context) (Summary, error) {
 }
 
 func (r *run) run(ctx context.Context) error {
-	c := r.c
 	release, held, err := r.acquireLease(ctx, "events")
 	if err != nil {
 		return err
@@ -131,13 +142,36 @@ func (r *run) run(ctx context.Context) error {
 		r.finish(projects)
 		return err
 	}
-	// Least recently served first, so that a budget that runs out before
-	// the end of the list does not starve the same projects every run.
+	// Healthy projects first, then least recently served first, so that a
+	// budget that runs out before the end of the list does not starve the
+	// same projects every run, and a project that failed last run (marked
+	// Failing by markAttempt) cannot keep the head of the order.
 	slices.SortStableFunc(projects, func(a, b *project) int {
+		switch {
+		case a.cp == nil && b.cp == nil:
+			return 0
+		case a.cp == nil:
+			return 1
+		case b.cp == nil:
+			return -1
+		case a.cp.Failing != b.cp.Failing:
+			if a.cp.Failing {
+				return 1
+			}
+			return -1
+		}
 		return a.cp.UpdatedAt.Compare(b.cp.UpdatedAt)
 	})
+	loaded := projects
+	if i := slices.IndexFunc(projects, func(p *project) bool { return p.cp == nil }); i >= 0 {
+		loaded = projects[:i] // the others failed to load (undecodable checkpoint)
+	}
 
-	active := r.selectActive(ctx, projects) // all, or not idle (idle.go)
+	var (
+		progressed int     // projects that completed a turn without error
+		sentryErrs []error // projects skipped after a Sentry error
+	)
+	active := r.selectActive(ctx, loaded) // all, or not idle (idle.go)
 	for len(active) > 0 && !r.stopping {
 		next := active[:0]
 		for _, p := range active {
@@ -145,11 +179,24 @@ func (r *run) run(ctx context.Context) error {
 				next = append(next, p)
 				continue
 			}
+			if r.c.stopRequested() {
+				r.stopping = true
+				next = append(next, p)
+				continue
+			}
 			err := r.turn(ctx, p)
 			switch {
 			case err == nil:
+				if !p.progressed {
+					p.progressed = true
+					progressed++
+				}
 			case errors.Is(err, errStop):
 				r.stopping = true
+				if !p.progressed {
+					p.progressed = true
+					progressed++
+				}
 			case errors.Is(err, errConflict):
 				p.conflicts++
 				r.sum.Conflicts++
@@ -158,15 +205,22 @@ func (r *run) run(ctx context.Context) error {
 				}
 			case isPermanentProjectError(err):
 				p.failed, p.done = true, true
-				r.sum.ProjectsFailed++
-				r.sum.Failures = append(r.sum.Failures, ProjectFailure{ProjectID: p.id, Slug: p.slug, Error: err.Error()})
-				attrs := []any{"project_id", p.id, "project", p.slug, "error", err}
-				if isSentryAuth(err) {
-					attrs = append(attrs, "error_kind", ErrorKindSentryAuth)
-					r.sum.AuthErrors++
+				r.fail(ctx, p, err)
+				if merr := r.markAttempt(ctx, p); merr != nil {
+					r.finish(projects)
+					return transient(merr)
 				}
-				c.log.WarnContext(ctx, "skipping project for this run", append(attrs, "stream", StreamEvents)...)
-				r.progress(p, "", err)
+			case isSentryFailure(err) && ctx.Err() == nil:
+				// Sentry still failing after the client's retries, on this
+				// project only as far as we know: skip it for this run and
+				// serve the others; a later run retries it.
+				p.failed, p.retry, p.done = true, true, true
+				r.fail(ctx, p, err)
+				sentryErrs = append(sentryErrs, err)
+				if merr := r.markAttempt(ctx, p); merr != nil {
+					r.finish(projects)
+					return transient(merr)
+				}
 			default:
 				r.finish(projects)
 				return transient(err)
@@ -178,7 +232,60 @@ func (r *run) run(ctx context.Context) error {
 		active = next
 	}
 	r.finish(projects)
+	if len(sentryErrs) > 0 && progressed == 0 {
+		// Every project that was tried failed: the run failed.
+		return transient(markSentry(fmt.Errorf("every project tried failed: %w", errors.Join(sentryErrs...))))
+	}
 	return nil
+}
+
+// fail records p's failure in the summary and the log.
+func (r *run) fail(ctx context.Context, p *project, err error) {
+	r.sum.ProjectsFailed++
+	r.sum.Failures = append(r.sum.Failures, ProjectFailure{ProjectID: p.id, Slug: p.slug, Error: err.Error()})
+	attrs := []any{"project_id", p.id, "project", p.slug, "error", err}
+	if isSentryAuth(err) {
+		attrs = append(attrs, "error_kind", ErrorKindSentryAuth)
+		r.sum.AuthErrors++
+	}
+	r.c.log.WarnContext(ctx, "skipping project for this run", append(attrs, "stream", StreamEvents)...)
+	r.progress(p, "", err)
+}
+
+// markAttempt commits p's checkpoint after a failure, marked Failing: the
+// next run serves it after the healthy projects (and failing ones by
+// UpdatedAt), so a project that keeps failing cannot starve the others. A lost swap is fine (someone else
+// committed); a storage error is returned.
+func (r *run) markAttempt(ctx context.Context, p *project) error {
+	if p.cp == nil {
+		return nil
+	}
+	if err := r.commit(ctx, p); err != nil && !errors.Is(err, errConflict) {
+		return err
+	}
+	return nil
+}
+
+// sentryFailure marks an error of a Sentry request (after the client's
+// retries) as opposed to a storage or lease failure: it concerns the project
+// (or the single-document stream) being read, not the whole run.
+type sentryFailure struct{ err error }
+
+func (e *sentryFailure) Error() string { return e.err.Error() }
+func (e *sentryFailure) Unwrap() error { return e.err }
+
+// markSentry wraps err (nil stays nil) so that isSentryFailure reports true.
+func markSentry(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &sentryFailure{err: err}
+}
+
+// isSentryFailure reports whether err is a Sentry request failure.
+func isSentryFailure(err error) bool {
+	var s *sentryFailure
+	return errors.As(err, &s)
 }
 
 // isPermanentProjectError reports a Sentry error that concerns one project
@@ -193,7 +300,7 @@ func (r *run) finish(projects []*project) {
 	var oldest time.Time
 	ready := now.Add(-r.c.opts.Lag)
 	for _, p := range projects {
-		if !p.failed && !p.skipped && (p.cp == nil || p.cp.Window != nil || ready.Sub(p.cp.Watermark) >= catchUpGap) {
+		if p.retry || !p.failed && !p.skipped && (p.cp == nil || p.cp.Window != nil || ready.Sub(p.cp.Watermark) >= catchUpGap) {
 			// Not reached, interrupted, capped, or far behind.
 			r.sum.WorkRemaining = true
 		}
@@ -272,7 +379,29 @@ func (r *run) loadAll(ctx context.Context, projects []*project) error {
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	var fatal []error
+	for _, err := range errs {
+		if !errors.Is(err, errBadCheckpoint) {
+			fatal = append(fatal, err)
+		}
+	}
+	if len(fatal) > 0 {
+		return transient(errors.Join(fatal...))
+	}
+	for _, p := range projects {
+		if p.cp == nil {
+			// Undecodable: only this project fails (every run, until an
+			// operator repairs or removes the document).
+			p.failed, p.done = true, true
+			err := p.loadErr
+			r.sum.ProjectsFailed++
+			r.sum.Failures = append(r.sum.Failures, ProjectFailure{ProjectID: p.id, Slug: p.slug, Error: err.Error()})
+			r.c.log.ErrorContext(ctx, "skipping project: its checkpoint cannot be decoded; repair or delete it",
+				"project_id", p.id, "project", p.slug, "checkpoint", p.key, "error", err, "stream", StreamEvents)
+			r.progress(p, "", err)
+		}
+	}
+	return nil
 }
 
 // load reads p's checkpoint (a missing one is a fresh project).
@@ -288,7 +417,8 @@ func (r *run) load(ctx context.Context, p *project) error {
 	}
 	cp, err := decodeCheckpoint(data)
 	if err != nil {
-		return fmt.Errorf("failed to load %s: %w", p.key, err)
+		p.loadErr = fmt.Errorf("failed to load %s: %w: %w", p.key, errBadCheckpoint, err)
+		return p.loadErr
 	}
 	p.cp, p.gen = cp, gen
 	return nil
@@ -304,6 +434,7 @@ func (r *run) commit(ctx context.Context, p *project) error {
 	}
 	p.cp.UpdatedAt = c.clock.Now().UTC()
 	p.cp.UpdatedBy = c.opts.RunID
+	p.cp.Failing = p.failed
 	p.cp.Slug = p.slug
 	p.cp.prune(c.opts.Overlap)
 	data, err := p.cp.encode()
@@ -359,6 +490,11 @@ func (r *run) keepLease(ctx context.Context) error {
 	if err := c.lease.Renew(ctx, r.leaseKey, c.opts.RunID, r.leaseTTL); err != nil {
 		return fmt.Errorf("failed to keep the lease %s, stopping: %w", r.leaseKey, err)
 	}
+	if r.subLease != "" {
+		if err := c.lease.Renew(ctx, r.subLease, c.opts.RunID, r.leaseTTL); err != nil {
+			return fmt.Errorf("failed to keep the lease %s, stopping: %w", r.subLease, err)
+		}
+	}
 	r.leaseRenewAt = now.Add(r.leaseTTL / 2)
 	return nil
 }
@@ -382,7 +518,7 @@ func (r *run) turn(ctx context.Context, p *project) error {
 		}
 	}
 	if p.cp.Window == nil {
-		if r.remaining() < r.pageReserve() {
+		if r.remaining() < r.pageReserve() || c.stopRequested() {
 			return errStop
 		}
 		minGap := time.Second
@@ -408,7 +544,7 @@ func (r *run) turn(ctx context.Context, p *project) error {
 	b := newBatch(p.cp.Window, p.cp.Seen)
 	var stop error
 	for b.pages < limit && !b.complete && b.bytes < maxObjectBytes {
-		if r.remaining() < r.pageReserve() {
+		if r.remaining() < r.pageReserve() || c.stopRequested() {
 			stop = errStop
 			break
 		}
@@ -418,8 +554,13 @@ func (r *run) turn(ctx context.Context, p *project) error {
 				return transient(err)
 			}
 			// Keep what was read: commit it, then report the error.
+			r.sum.InvalidRows += b.invalid
 			if ferr := r.flush(ctx, p, b); ferr != nil && !errors.Is(ferr, errStop) && !errors.Is(ferr, errConflict) {
-				return errors.Join(err, ferr)
+				// A storage failure: the run's problem, not the project's.
+				return transient(fmt.Errorf("failed to commit project %s after a Sentry error (%v): %w", p.id, err, ferr))
+			}
+			if c.stopRequested() && errors.Is(err, errStopped) {
+				return errStop
 			}
 			return err
 		}
@@ -457,12 +598,22 @@ func (r *run) openWindow(ctx context.Context, p *project, minGap time.Duration) 
 		if end.Sub(w) < minGap {
 			return false, nil
 		}
-		start = w.Add(-o.Overlap)
+		// New validates Overlap ≤ MaxWindow/2; bound it here as well, so
+		// that a capped window always ends after W (the watermark can
+		// never stand still or move back).
+		overlap := o.Overlap
+		if o.MaxWindow > 0 {
+			overlap = min(overlap, o.MaxWindow/2)
+		}
+		start = w.Add(-overlap)
 	}
 	if o.MaxWindow > 0 && end.Sub(start) > o.MaxWindow {
 		// Catch up window by window: a window never spans more than
 		// MaxWindow (backfill de-duplication relies on this bound).
 		end = start.Add(o.MaxWindow)
+	}
+	if w := p.cp.Watermark; !w.IsZero() && !end.After(w) {
+		return false, fmt.Errorf("window [%s, %s) would not move the watermark %s forward", start, end, w)
 	}
 	if !end.After(start) {
 		return false, nil
@@ -485,6 +636,20 @@ func (r *run) fetch(ctx context.Context, p *project, cursor string) (sentry.Page
 	w := p.cp.Window
 	pctx, cancel := context.WithTimeout(ctx, max(r.remaining()-r.writeReserve(), time.Second))
 	defer cancel()
+	if sig := r.c.opts.StopSignal; sig != nil {
+		// A soft stop cuts the request in flight: what was read is
+		// committed before the process goes away.
+		sctx, scancel := context.WithCancelCause(pctx)
+		defer scancel(nil)
+		go func() {
+			select {
+			case <-sig:
+				scancel(errStopped)
+			case <-sctx.Done():
+			}
+		}()
+		pctx = sctx
+	}
 	t0 := r.c.clock.Now()
 	page, err := r.c.api.ListEvents(pctx, sentry.EventsQuery{
 		Org:     r.c.opts.Org,
@@ -497,12 +662,15 @@ func (r *run) fetch(ctx context.Context, p *project, cursor string) (sentry.Page
 	r.maxPage = max(r.maxPage, r.c.clock.Now().Sub(t0))
 	if err != nil {
 		if pctx.Err() != nil && ctx.Err() == nil {
-			return page, transient(fmt.Errorf("failed to read events of project %s: %w: %w", p.id, ErrBudgetExhausted, err))
+			if errors.Is(context.Cause(pctx), errStopped) {
+				return page, fmt.Errorf("failed to read events of project %s: %w", p.id, errStopped)
+			}
+			return page, transient(markSentry(fmt.Errorf("failed to read events of project %s: %w: %w", p.id, ErrBudgetExhausted, err)))
 		}
 		if sentry.IsPermanent(err) {
 			return page, fmt.Errorf("failed to read events of project %s (%s): %w", p.id, p.slug, err)
 		}
-		return page, transient(fmt.Errorf("failed to read events of project %s: %w", p.id, err))
+		return page, transient(markSentry(fmt.Errorf("failed to read events of project %s: %w", p.id, err)))
 	}
 	return page, nil
 }

@@ -104,11 +104,11 @@ func RunStreams(ctx context.Context, clk clock.Clock, budget time.Duration, stre
 		return res, fmt.Errorf("%w: no stream selected", ErrConfig)
 	}
 	deadline := clk.Now().Add(budget)
-	var transientErrs, configErrs []error
+	var transientErrs, sentryErrs, configErrs []error
 	held := 0
 	for i, s := range streams {
 		share := deadline.Sub(clk.Now()) / time.Duration(len(streams)-i)
-		if share <= minSafetyMargin {
+		if share <= minSafetyMargin || stopRequested(s) {
 			res.Remaining = append(res.Remaining, s.Name())
 			continue
 		}
@@ -133,6 +133,14 @@ func RunStreams(ctx context.Context, clk clock.Clock, budget time.Duration, stre
 				attrs = append(attrs, "error_kind", ErrorKindSentryAuth)
 			}
 			logger.ErrorContext(ctx, "stream failed with a configuration error; the other streams go on", attrs...)
+		case isSentryFailure(err):
+			// Sentry failing for this stream (after the client's retries):
+			// the stream's failure for this run; the others go on, and it
+			// is run again with the continuation.
+			res.Errors[s.Name()] = err
+			res.Remaining = append(res.Remaining, s.Name())
+			sentryErrs = append(sentryErrs, fmt.Errorf("%s stream: %w", s.Name(), err))
+			logger.WarnContext(ctx, "stream failed on a Sentry error; the other streams go on", "stream", s.Name(), "error", err)
 		default:
 			res.Errors[s.Name()] = err
 			res.Remaining = append(res.Remaining, s.Name())
@@ -142,11 +150,22 @@ func RunStreams(ctx context.Context, clk clock.Clock, budget time.Duration, stre
 	res.AllLeaseHeld = held == len(streams)
 	switch {
 	case len(transientErrs) > 0:
-		return res, transient(errors.Join(append(transientErrs, configErrs...)...))
+		// Storage or lease failures: the run as a whole failed.
+		return res, transient(errors.Join(append(append(transientErrs, sentryErrs...), configErrs...)...))
+	case len(sentryErrs) > 0 && len(sentryErrs)+len(configErrs) == len(streams):
+		// Every stream failed, at least one transiently.
+		return res, transient(errors.Join(append(sentryErrs, configErrs...)...))
 	case len(configErrs) == len(streams):
 		return res, errors.Join(configErrs...)
 	}
 	return res, nil
+}
+
+// stopRequested reports whether s was asked to stop softly (StopSignal).
+func stopRequested(s Stream) bool {
+	type stopper interface{ stopRequested() bool }
+	st, ok := s.(stopper)
+	return ok && st.stopRequested()
 }
 
 // ParseStreams parses a list of stream names (as in STREAMS), ignoring
@@ -267,7 +286,7 @@ func streamAPIError(stream, what, hint string, err error) error {
 	if sentry.IsPermanent(err) {
 		return fmt.Errorf("%w: %s stream: failed to read %s: %s: %w", ErrConfig, stream, what, hint, err)
 	}
-	return transient(fmt.Errorf("%s stream: failed to read %s: %w", stream, what, err))
+	return transient(markSentry(fmt.Errorf("%s stream: failed to read %s: %w", stream, what, err)))
 }
 
 // writeObject creates a write-once data object; exists reports that the name
@@ -303,3 +322,6 @@ func compactLine(buf *bytes.Buffer, raw json.RawMessage) {
 	buf.Write(raw)
 	buf.WriteByte('\n')
 }
+
+func (ic *IssuesCollector) stopRequested() bool { return ic.c.stopRequested() }
+func (ac *AuditCollector) stopRequested() bool  { return ac.c.stopRequested() }

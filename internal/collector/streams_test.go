@@ -190,18 +190,22 @@ func TestStreamsMissingAuditScopeFailsOnlyAudit(t *testing.T) {
 func TestRunStreamsErrors(t *testing.T) {
 	t.Parallel()
 	cfgErr := fmt.Errorf("%w: bad scope", ErrConfig)
-	tErr := transient(errors.New("sentry down"))
+	tErr := transient(errors.New("storage down"))
+	sentryErr := transient(markSentry(errors.New("sentry down")))
 	cases := []struct {
 		name          string
 		errs          []error
 		wantNil       bool
 		wantTransient bool
 		wantConfig    bool
+		wantRemaining []string
 	}{
 		{name: "all_ok", errs: []error{nil, nil}, wantNil: true},
 		{name: "one_config_error", errs: []error{cfgErr, nil}, wantNil: true},
 		{name: "all_config_errors", errs: []error{cfgErr, cfgErr}, wantConfig: true},
-		{name: "transient_wins", errs: []error{cfgErr, tErr}, wantTransient: true},
+		{name: "transient_wins", errs: []error{cfgErr, tErr}, wantTransient: true, wantRemaining: []string{"s1"}},
+		{name: "one_stream_sentry_failure_is_that_streams_only", errs: []error{sentryErr, nil}, wantNil: true, wantRemaining: []string{"s0"}},
+		{name: "every_stream_failed", errs: []error{sentryErr, cfgErr}, wantTransient: true, wantRemaining: []string{"s0"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,6 +226,9 @@ func TestRunStreamsErrors(t *testing.T) {
 			}
 			if len(res.Summaries) != len(tc.errs) {
 				t.Errorf("%d summaries, want %d", len(res.Summaries), len(tc.errs))
+			}
+			if fmt.Sprint(res.Remaining) != fmt.Sprint(tc.wantRemaining) {
+				t.Errorf("remaining %v, want %v", res.Remaining, tc.wantRemaining)
 			}
 		})
 	}

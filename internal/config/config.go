@@ -36,6 +36,10 @@ const (
 	SentryRetention = 90 * 24 * time.Hour
 	// MaxPagesPerProjectLimit is the upper bound of MAX_PAGES_PER_PROJECT.
 	MaxPagesPerProjectLimit = 1000
+	// MaxCollectOverlap is the upper bound of COLLECT_OVERLAP: half the
+	// collector's maximum window (24h, collector.DefaultMaxWindow), so that
+	// every window moves the watermark forward.
+	MaxCollectOverlap = 12 * time.Hour
 )
 
 // Config is the whole configuration of the collector, the CLI and the HTTP
@@ -85,7 +89,7 @@ type Config struct {
 	CollectLag time.Duration `env:"COLLECT_LAG, default=2m" desc:"the window ends this long before now (Sentry indexing delay)"`
 	// CollectOverlap re-reads this much before the watermark, to catch events
 	// that became visible late (de-duplicated by id).
-	CollectOverlap time.Duration `env:"COLLECT_OVERLAP, default=30m" desc:"each window starts this long before the watermark, to catch late events (de-duplicated)"`
+	CollectOverlap time.Duration `env:"COLLECT_OVERLAP, default=30m" desc:"each window starts this long before the watermark, to catch late events (de-duplicated); at most 12h"`
 	// InitialLookback is how far back the first run of a project starts.
 	InitialLookback time.Duration `env:"INITIAL_LOOKBACK, default=24h" desc:"how far back the first run of a project starts (at most 2160h, Sentry's 90-day retention)"`
 	// RunBudget bounds one run; it stops starting work before it runs out.
@@ -282,8 +286,10 @@ func (c *Config) validate(requireSentry bool) error {
 	if c.CollectLag < 0 || c.CollectLag > 24*time.Hour {
 		add("COLLECT_LAG must be between 0s and 24h, got %s", c.CollectLag)
 	}
-	if c.CollectOverlap < 0 || c.CollectOverlap > 7*24*time.Hour {
-		add("COLLECT_OVERLAP must be between 0s and 168h, got %s", c.CollectOverlap)
+	if c.CollectOverlap < 0 || c.CollectOverlap > MaxCollectOverlap {
+		add("COLLECT_OVERLAP must be between 0s and %s (half the collector's 24h maximum window: each window "+
+			"re-reads the overlap before the watermark, so a larger overlap would stop the watermark from moving "+
+			"forward and no new event would be collected), got %s", "12h", c.CollectOverlap)
 	}
 	switch {
 	case c.InitialLookback <= 0:

@@ -193,8 +193,8 @@ type call struct {
 }
 
 // get performs cl with pacing and retries, and hands a 2xx body to decode.
-// A decode error wrapping errSyntax is transient (truncated / non-JSON body);
-// one wrapping errShape is permanent.
+// A decode error wrapping errSyntax or errMalformed is transient (truncated /
+// non-JSON body, missing Link header); one wrapping errShape is permanent.
 func (c *Client) get(ctx context.Context, cl call, decode func(body []byte, h http.Header) error) error {
 	if c.baseErr != nil {
 		return c.baseErr
@@ -240,7 +240,7 @@ func (c *Client) get(ctx context.Context, cl call, decode func(body []byte, h ht
 				if derr == nil {
 					return nil
 				}
-				if !errors.Is(derr, errSyntax) {
+				if !errors.Is(derr, errSyntax) && !errors.Is(derr, errMalformed) {
 					if errors.Is(derr, errShape) {
 						return &ShapeError{Endpoint: cl.endpoint, Msg: derr.Error()}
 					}

@@ -577,6 +577,7 @@ func TestConcurrencyLimit(t *testing.T) {
 			mux := http.NewServeMux()
 			mux.Handle("/api/0/projects/", h)
 			mux.Handle("/api/0/organizations/", fl.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Link", `<`+r.URL.String()+`>; rel="next"; results="false"; cursor="0:100:0"`)
 				writeJSON(w, 200, `[{"id":"1","slug":"a","name":"A"}]`)
 			}), true))
 			lims := NewLimiters()

@@ -11,7 +11,10 @@ var eventKeys = []string{"id", "projectID", "dateCreated"}
 
 // decodeEvents splits a project-events page into rows. Each Event.Raw is a
 // sub-slice of body (its exact bytes); only id, projectID and dateCreated are
-// decoded. capHint pre-sizes the result (the requested page size).
+// decoded. capHint pre-sizes the result (the requested page size). A row
+// without a string id or with an unreadable dateCreated is returned with an
+// empty ID or a zero DateCreated rather than failing the page: callers count
+// such rows as invalid and skip them (one bad row must not block a project).
 func decodeEvents(body []byte, capHint int) ([]Event, error) {
 	if capHint <= 0 || capHint > 100 {
 		capHint = 100
@@ -20,10 +23,8 @@ func decodeEvents(body []byte, capHint int) ([]Event, error) {
 	var lastPID []byte
 	var lastPIDStr string
 	err := scanRows(body, eventKeys, func(row []byte, v [][]byte) error {
-		id, ok := jsonString(v[0])
-		if !ok || id == "" {
-			return fmt.Errorf("%w: event row %d has no string \"id\"", errShape, len(events))
-		}
+		id, _ := jsonString(v[0]) // "" when missing or not a string: invalid row
+		var ok bool
 		// Rows of one page share the project id: reuse the string.
 		var pid string
 		if lastPID != nil && bytes.Equal(v[1], lastPID) {
@@ -36,7 +37,7 @@ func decodeEvents(body []byte, capHint int) ([]Event, error) {
 		}
 		created, err := jsonTime(v[2])
 		if err != nil {
-			return fmt.Errorf("event %s dateCreated: %w", id, err)
+			created = time.Time{} // invalid row
 		}
 		events = append(events, Event{ID: id, ProjectID: pid, DateCreated: created, Raw: json.RawMessage(row)})
 		return nil

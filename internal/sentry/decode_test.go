@@ -69,8 +69,13 @@ func TestDecodeEvents(t *testing.T) {
 		{name: "empty_body", body: ``, wantErr: errSyntax},
 		{name: "error_object_is_not_rows", body: `{"detail":"Invalid token"}`, wantErr: errShape},
 		{name: "row_not_object", body: `["a"]`, wantErr: errShape},
-		{name: "row_without_id", body: `[{"projectID":"7"}]`, wantErr: errShape},
-		{name: "bad_date", body: `[{"id":"a","dateCreated":"yesterday"}]`, wantErr: errShape},
+		{name: "row_without_id_is_returned_invalid", body: `[{"projectID":"7","dateCreated":"2026-03-01T12:00:00Z"}]`,
+			want: []Event{{ProjectID: "7", DateCreated: t0, Raw: json.RawMessage(`{"projectID":"7","dateCreated":"2026-03-01T12:00:00Z"}`)}}},
+		{name: "bad_date_is_returned_invalid", body: `[{"id":"a","projectID":"7","dateCreated":"yesterday"},{"id":"b","projectID":"7","dateCreated":"2026-03-01T12:00:00Z"}]`,
+			want: []Event{
+				{ID: "a", ProjectID: "7", Raw: json.RawMessage(`{"id":"a","projectID":"7","dateCreated":"yesterday"}`)},
+				{ID: "b", ProjectID: "7", DateCreated: t0, Raw: json.RawMessage(`{"id":"b","projectID":"7","dateCreated":"2026-03-01T12:00:00Z"}`)},
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -349,7 +349,14 @@ func formatInterval(d time.Duration) (string, error) {
 }
 
 // pageLinks fills the pagination state from the Link header.
+// A page without a rel="next" link is a malformed answer (Sentry always
+// sends one, with results="false" on the last page; a proxy or cache may
+// strip the header): taking it as the end of the data would silently skip
+// every later page, so it is retried like a truncated body, then an error.
 func pageLinks(h http.Header, current string, next *string, hasNext *bool) error {
+	if !hasNextLink(h.Values("Link")) {
+		return fmt.Errorf("%w: no Link header with rel=\"next\" (stripped by a proxy?); cannot tell whether more pages follow", errMalformed)
+	}
 	cur, more, ok := nextPage(h.Values("Link"))
 	if !ok {
 		return fmt.Errorf("%w: Link rel=\"next\" has results=\"true\" but no cursor", errShape)

@@ -253,6 +253,16 @@ func quote(s string) string {
 // results="true" but no cursor attribute falls back to the cursor query
 // parameter of its URI (taken verbatim, never built); if that is missing too,
 // ok is false so the caller can fail instead of stopping silently.
+// hasNextLink reports whether the Link values include a rel="next" link.
+func hasNextLink(values []string) bool {
+	for _, l := range parseLink(values...) {
+		if l.hasRel("next") {
+			return true
+		}
+	}
+	return false
+}
+
 func nextPage(values []string) (cursor string, hasNext, ok bool) {
 	for _, l := range parseLink(values...) {
 		if !l.hasRel("next") {

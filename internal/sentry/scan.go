@@ -22,6 +22,10 @@ const maxDepth = 10000
 // errSyntax is wrapped by every scanner error.
 var errSyntax = errors.New("invalid JSON")
 
+// errMalformed is a 2xx answer that cannot be trusted (a missing
+// pagination Link header): retried like errSyntax.
+var errMalformed = errors.New("malformed response")
+
 // errShape is a valid JSON document of an unexpected shape.
 var errShape = errors.New("unexpected JSON shape")
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -94,7 +95,12 @@ func (m *Leases) read(ctx context.Context, key string) (*leaseRecord, int64, err
 	}
 	var rec leaseRecord
 	if err := json.Unmarshal(raw, &rec); err != nil {
-		return nil, 0, fmt.Errorf("failed to decode lease %s (generation %d): %w", key, gen, err)
+		// A corrupt lease must not block its stream forever: treat it as
+		// expired (a zero record is free), so that Acquire takes it over by
+		// compare-and-swap on this generation.
+		slog.Default().ErrorContext(ctx, "lease document cannot be decoded; treating it as expired and taking it over",
+			"lease", key, "generation", gen, "error", err)
+		return &leaseRecord{}, gen, nil
 	}
 	return &rec, gen, nil
 }
