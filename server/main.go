@@ -33,9 +33,27 @@ func main() {
 		if errors.As(err, &ee) {
 			code = ee.code
 		}
-		slog.Default().ErrorContext(ctx, "process exited with error", "error", err)
+		if isLocalCommand(os.Args[1:]) {
+			// A person reads this: one problem per line, as written.
+			fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		} else {
+			slog.Default().ErrorContext(ctx, "process exited with error", "error", err)
+		}
 		os.Exit(code)
 	}
+}
+
+// isLocalCommand reports whether args run one of the sub-commands people run
+// in a terminal (collect, backfill, demo), as opposed to the service.
+func isLocalCommand(args []string) bool {
+	if len(args) == 0 {
+		return false
+	}
+	switch args[0] {
+	case "collect", "backfill", "demo":
+		return true
+	}
+	return false
 }
 
 // exitError carries a specific process exit code.
