@@ -80,13 +80,30 @@ resource "google_storage_bucket_iam_member" "secops_reader" {
   member = "serviceAccount:${local.secops_feed_reader}"
 }
 
-# With ON_SUCCESS the feed deletes what it transferred: allow deletion under
-# the data prefix only, so it can never delete the state.
+# With ON_SUCCESS the feed deletes what it transferred. Least privilege for
+# that: a custom role with only storage.objects.get, list and delete (the
+# predefined roles that can delete, such as roles/storage.objectUser, also
+# let it create and overwrite objects), bound on the bucket with a condition
+# limiting it to the data prefixes, so it can never delete the state. The role
+# is defined in the project (custom roles cannot be defined on a bucket); it
+# grants nothing by itself: the only grant is the bucket binding below.
+resource "google_project_iam_custom_role" "secops_deleter" {
+  count = local.secops_grant_read && var.secops_source_deletion_option == "ON_SUCCESS" ? 1 : 0
+
+  project     = var.project_id
+  role_id     = "${replace(var.name, "-", "_")}_secops_deleter"
+  title       = "${var.name} SecOps feed deleter"
+  description = "Read, list and delete objects (the SecOps feed's ON_SUCCESS source deletion); no create or overwrite."
+  permissions = ["storage.objects.delete", "storage.objects.get", "storage.objects.list"]
+
+  depends_on = [google_project_service.main]
+}
+
 resource "google_storage_bucket_iam_member" "secops_deleter" {
   count = local.secops_grant_read && var.secops_source_deletion_option == "ON_SUCCESS" ? 1 : 0
 
   bucket = google_storage_bucket.main.name
-  role   = "roles/storage.objectUser"
+  role   = google_project_iam_custom_role.secops_deleter[0].name
   member = "serviceAccount:${local.secops_feed_reader}"
 
   condition {

@@ -42,9 +42,11 @@ import (
 //     about BackfillSlice + MaxWindow + Overlap hours; memory: the ids of one
 //     slice of one project.
 //   - No race with the live stream: the part of [Start, End) at or after the
-//     project's stream watermark − Overlap (now − InitialLookback for a
-//     project the stream has not started) is left to the stream; the job
-//     records it as clipped.
+//     project's stream watermark − Overlap is left to the stream; the job
+//     records it as clipped. For a project the stream has not started, the
+//     job creates its checkpoint with the watermark clip + Overlap (clip =
+//     now − InitialLookback), so that the stream's first window begins
+//     exactly at the clip: no part of the range is left to neither.
 
 // Backfill job statuses.
 const (
@@ -125,14 +127,17 @@ type BackfillProject struct {
 	StreamPred   string `json:"stream_pred,omitempty"`
 	PredResolved bool   `json:"pred_resolved,omitempty"`
 
-	WindowsDone       int    `json:"windows_done"`
-	WindowsTotal      int    `json:"windows_total"`
-	Done              bool   `json:"done"`
-	Error             string `json:"error,omitempty"`
-	EventsWritten     int    `json:"events_written"`
-	DuplicatesSkipped int    `json:"duplicates_skipped"`
-	Pages             int    `json:"pages"`
-	Objects           int    `json:"objects"`
+	WindowsDone  int    `json:"windows_done"`
+	WindowsTotal int    `json:"windows_total"`
+	Done         bool   `json:"done"`
+	Error        string `json:"error,omitempty"`
+	// Failing is set when the project's last attempt failed transiently
+	// (it is served after the others, and retried).
+	Failing           bool `json:"failing,omitempty"`
+	EventsWritten     int  `json:"events_written"`
+	DuplicatesSkipped int  `json:"duplicates_skipped"`
+	Pages             int  `json:"pages"`
+	Objects           int  `json:"objects"`
 }
 
 // Totals sums the projects' counters.
@@ -156,6 +161,9 @@ type BackfillSummary struct {
 	Objects           int
 	ObjectsRecovered  int
 	ObjectsScanned    int
+	// ProjectsFailed counts projects skipped for this run after a
+	// transient Sentry error (retried by a later run).
+	ProjectsFailed int
 	// WorkRemaining: the job is not finished; run again.
 	WorkRemaining bool
 	// LeaseHeld: another run works on this job; nothing was done.
@@ -170,6 +178,7 @@ func (s BackfillSummary) LogValue() slog.Value {
 		slog.Int("pages", s.Pages), slog.Int("events_written", s.EventsWritten),
 		slog.Int("duplicates_skipped", s.DuplicatesSkipped), slog.Int("objects", s.Objects),
 		slog.Int("objects_recovered", s.ObjectsRecovered), slog.Int("objects_scanned", s.ObjectsScanned),
+		slog.Int("projects_failed", s.ProjectsFailed),
 		slog.Bool("work_remaining", s.WorkRemaining), slog.Bool("lease_held", s.LeaseHeld))
 }
 
@@ -271,10 +280,10 @@ func (c *Collector) CreateBackfill(ctx context.Context, spec BackfillSpec) (Back
 		Start: start, End: end, Streams: streams, Status: BackfillPending,
 	}
 	for _, p := range chosen {
-		if err := r.load(ctx, p); err != nil {
-			return BackfillJob{}, transient(err)
+		clip, err := c.backfillClip(ctx, r, p, now)
+		if err != nil {
+			return BackfillJob{}, err
 		}
-		clip := c.streamFloor(p.cp, now)
 		bp := BackfillProject{ID: p.id, Slug: p.slug, End: end, Cursor: start, NextSeq: 1}
 		if clip.Before(end) {
 			bp.End = clip
@@ -343,13 +352,65 @@ func backfillJobID(org string, start, end time.Time, streams, projectIDs []strin
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
+// backfillClip returns where the live stream takes over project p: the job
+// reads p's events up to the clip, the stream from the clip on. For a project
+// the stream has not started (no checkpoint), the clip is now −
+// InitialLookback, and the stream's own first window would start later (at
+// its first run's now − InitialLookback), leaving a gap collected by neither
+// (the review's M4). So the checkpoint is created here, by compare-and-swap
+// (does-not-exist), with Watermark = clip + overlap: the stream's first
+// window [W − overlap, …) then starts exactly at the clip. If the stream
+// creates its checkpoint first, the swap fails and the clip is taken from
+// what it committed.
+func (c *Collector) backfillClip(ctx context.Context, r *run, p *project, now time.Time) (time.Time, error) {
+	for range maxConflictsPerRun {
+		if err := r.load(ctx, p); err != nil {
+			return time.Time{}, transient(err)
+		}
+		clip := c.streamFloor(p.cp, now)
+		if p.gen != 0 || !p.cp.Watermark.IsZero() || p.cp.Window != nil {
+			return clip, nil
+		}
+		cp := p.cp
+		cp.Watermark = clip.Add(c.streamOverlap())
+		cp.UpdatedAt = now
+		cp.UpdatedBy = c.opts.RunID
+		data, err := cp.encode()
+		if err != nil {
+			return time.Time{}, err
+		}
+		_, err = c.state.Write(ctx, p.key, data, contentTypeJSON, 0)
+		switch {
+		case err == nil:
+			c.log.InfoContext(ctx, "created the stream checkpoint of a project the stream has not read yet, so that it starts where the backfill stops",
+				"project_id", p.id, "clip", clip, "watermark", cp.Watermark)
+			return clip, nil
+		case errors.Is(err, sink.ErrPrecondition):
+			continue // the stream got there first: clip at what it committed
+		default:
+			return time.Time{}, transient(fmt.Errorf("failed to create the checkpoint of project %s: %w", p.id, err))
+		}
+	}
+	return time.Time{}, transient(fmt.Errorf("failed to create the checkpoint of project %s: too many concurrent changes", p.id))
+}
+
+// streamOverlap is the overlap openWindow applies: Overlap, bounded by
+// MaxWindow / 2.
+func (c *Collector) streamOverlap() time.Duration {
+	o := c.opts.Overlap
+	if c.opts.MaxWindow > 0 {
+		o = min(o, c.opts.MaxWindow/2)
+	}
+	return o
+}
+
 // streamFloor is the earliest time the live stream may still write for a
 // project: its watermark − Overlap, its first window's start, or (stream not
 // started) now − InitialLookback.
 func (c *Collector) streamFloor(cp *checkpoint, now time.Time) time.Time {
 	switch {
 	case !cp.Watermark.IsZero():
-		return cp.Watermark.Add(-c.opts.Overlap)
+		return cp.Watermark.Add(-c.streamOverlap())
 	case cp.Window != nil:
 		return cp.Window.Start
 	default:
@@ -403,7 +464,11 @@ type bfRun struct {
 // returns a nil error when it did what it could (WorkRemaining tells whether
 // to run again), LeaseHeld when another run works on the job, an error
 // wrapping ErrBackfillNotFound for an unknown job, and a transient error
-// (IsTransient) when Sentry or storage failed; progress is committed.
+// (IsTransient) when storage or the lease failed, or when every project tried
+// failed in Sentry; progress is committed. A project whose Sentry requests
+// still fail transiently after the client's retries is skipped for this run
+// (recorded in the job's Errors with transientErrorPrefix, WorkRemaining set)
+// while the others go on, as in the stream (the review's H2).
 func (c *Collector) RunBackfill(ctx context.Context, id string) (BackfillSummary, error) {
 	start := c.clock.Now()
 	lister, ok := c.data.(objectLister)
@@ -467,19 +532,32 @@ func (r *bfRun) do(ctx context.Context, id string) error {
 		}
 	}
 	conflicts := 0
-	busy := map[string]bool{} // projects another run holds (skipped for this run)
+	busy := map[string]bool{}    // projects another run holds (skipped for this run)
+	skipped := map[string]bool{} // projects that failed transiently (skipped for this run)
+	var (
+		progressed int     // projects worked on without error
+		sentryErrs []error // projects skipped after a transient Sentry error
+	)
 	for {
 		if c.stopRequested() {
 			r.sum.WorkRemaining = true
 			return nil
 		}
-		i := slices.IndexFunc(r.job.Projects, func(p BackfillProject) bool { return !p.Done && !busy[p.ID] })
+		// Projects whose last attempt failed transiently come after the
+		// others, so that one failing (or hanging) project cannot keep the
+		// head of the order and starve the rest of the job.
+		ready := func(p BackfillProject) bool { return !p.Done && !busy[p.ID] && !skipped[p.ID] }
+		i := slices.IndexFunc(r.job.Projects, func(p BackfillProject) bool { return ready(p) && !p.Failing })
+		if i < 0 {
+			i = slices.IndexFunc(r.job.Projects, ready)
+		}
 		if i < 0 {
 			break
 		}
 		err := r.projectLeased(ctx, i)
 		switch {
 		case err == nil:
+			progressed++
 		case errors.Is(err, errProjectBusy):
 			busy[r.job.Projects[i].ID] = true
 			c.log.InfoContext(ctx, "another backfill run works on this project; skipping it for this run",
@@ -500,16 +578,42 @@ func (r *bfRun) do(ctx context.Context, id string) error {
 			if cerr := r.commitJob(ctx); cerr != nil && !errors.Is(cerr, errConflict) {
 				return transient(cerr)
 			}
+		case isSentryFailure(err) && ctx.Err() == nil:
+			// Sentry still failing on this project after the client's
+			// retries (5xx, "Query timeout", a hung request): skip it for
+			// this run, as the stream does, and go on with the others; a
+			// later run retries it from its committed progress.
+			p := &r.job.Projects[i]
+			skipped[p.ID] = true
+			p.Failing = true
+			sentryErrs = append(sentryErrs, err)
+			r.sum.ProjectsFailed++
+			c.log.WarnContext(ctx, "skipping project for this backfill run after a transient Sentry error",
+				"job_id", r.job.ID, "project_id", p.ID, "project", p.Slug, "error", err)
+			r.job.Errors = appendTransientError(r.job.Errors,
+				fmt.Sprintf("%s%s project %s (%s): %v", transientErrorPrefix, c.clock.Now().UTC().Format(time.RFC3339), p.ID, p.Slug, err))
+			if cerr := r.commitJob(ctx); cerr != nil && !errors.Is(cerr, errConflict) {
+				r.sum.WorkRemaining = true
+				return transient(cerr)
+			}
 		default:
 			r.sum.WorkRemaining = true
 			return transient(err)
 		}
 	}
+	if len(skipped) > 0 {
+		r.sum.WorkRemaining = true
+		if progressed == 0 {
+			// Every project tried failed: the run failed.
+			return transient(markSentry(fmt.Errorf("backfill %s: every project tried failed: %w", r.job.ID, errors.Join(sentryErrs...))))
+		}
+		return nil
+	}
 	if len(busy) > 0 {
 		r.sum.WorkRemaining = true
 		return nil
 	}
-	if len(r.job.Errors) > 0 {
+	if slices.ContainsFunc(r.job.Projects, func(p BackfillProject) bool { return p.Error != "" }) {
 		r.job.Status = BackfillFailed
 	} else {
 		r.job.Status = BackfillDone
@@ -522,6 +626,36 @@ func (r *bfRun) do(ctx context.Context, id string) error {
 		return transient(err)
 	}
 	return nil
+}
+
+// transientErrorPrefix marks the job's errors that did not fail a project
+// (a transient Sentry error: the project was retried by a later run).
+const transientErrorPrefix = "transient (retried): "
+
+// maxTransientErrors bounds the transient errors a job keeps (the oldest go
+// first), so that a project failing run after run does not grow the job
+// document without bound.
+const maxTransientErrors = 20
+
+// appendTransientError appends msg to errs, dropping the oldest transient
+// entries beyond maxTransientErrors.
+func appendTransientError(errs []string, msg string) []string {
+	errs = append(errs, msg)
+	n := 0
+	for _, e := range errs {
+		if strings.HasPrefix(e, transientErrorPrefix) {
+			n++
+		}
+	}
+	for i := 0; n > maxTransientErrors && i < len(errs); {
+		if strings.HasPrefix(errs[i], transientErrorPrefix) {
+			errs = slices.Delete(errs, i, i+1)
+			n--
+			continue
+		}
+		i++
+	}
+	return errs
 }
 
 // commitJob writes the job by compare-and-swap; on a lost swap it reloads it
@@ -641,6 +775,7 @@ func (r *bfRun) slice(ctx context.Context, i int) error {
 			if err != nil {
 				return err
 			}
+			p.Failing = false // committed with the slice's progress
 			if page.HasNext && (page.NextCursor == "" || page.NextCursor == b.cursor) {
 				return transient(fmt.Errorf("failed to page events of project %s: sentry announced a next page without a new cursor", p.ID))
 			}
@@ -812,6 +947,17 @@ func (r *bfRun) projectObjects(ctx context.Context, pid string, from, to, hourCu
 func (r *bfRun) scan(ctx context.Context, p *BackfillProject, a, b time.Time) (seenSet, string, error) {
 	c := r.c
 	from := a.Truncate(time.Hour)
+	// Assumption (the review's L7): the hour folders listed are computed
+	// with the CURRENT MaxWindow and Overlap. A stream object's epoch is the
+	// end of a window that started at or before its events' timestamps, and
+	// windows are capped at MaxWindow, so an object holding an event of
+	// time t < b has an epoch before b + MaxWindow (+ Overlap as a margin).
+	// This holds for every object only if no window was ever longer than
+	// the current MaxWindow (+ Overlap): MaxWindow is fixed today (no
+	// setting changes it). If it is ever made configurable, or objects were
+	// written by a version with a larger cap or an unbounded overlap, this
+	// bound must use the largest value ever in effect, or the scan misses
+	// those objects and their events are written a second time.
 	to := b.Add(c.opts.MaxWindow + c.opts.Overlap).Truncate(time.Hour)
 	pred := p.StreamPred
 	if !p.PredResolved {

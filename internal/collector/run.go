@@ -601,11 +601,7 @@ func (r *run) openWindow(ctx context.Context, p *project, minGap time.Duration) 
 		// New validates Overlap ≤ MaxWindow/2; bound it here as well, so
 		// that a capped window always ends after W (the watermark can
 		// never stand still or move back).
-		overlap := o.Overlap
-		if o.MaxWindow > 0 {
-			overlap = min(overlap, o.MaxWindow/2)
-		}
-		start = w.Add(-overlap)
+		start = w.Add(-r.c.streamOverlap())
 	}
 	if o.MaxWindow > 0 && end.Sub(start) > o.MaxWindow {
 		// Catch up window by window: a window never spans more than

@@ -67,14 +67,16 @@ func decodeProjects(body []byte) ([]Project, error) {
 
 var issueKeys = []string{"id", "project", "status", "level", "count", "firstSeen", "lastSeen"}
 
+// decodeIssues splits an issues page into rows. As for events, a row without
+// a string id or with an unreadable firstSeen or lastSeen is returned with an
+// empty ID or a zero time rather than failing the page: callers count such
+// rows as invalid and skip them (one bad row must not block the stream).
 func decodeIssues(body []byte) ([]Issue, error) {
 	var out []Issue
 	err := scanRows(body, issueKeys, func(row []byte, v [][]byte) error {
 		var is Issue
 		var ok bool
-		if is.ID, ok = jsonString(v[0]); !ok || is.ID == "" {
-			return fmt.Errorf("%w: issue row %d has no string \"id\"", errShape, len(out))
-		}
+		is.ID, _ = jsonString(v[0]) // "" when missing or not a string: invalid row
 		if len(v[1]) > 0 && v[1][0] == '{' {
 			pv, err := objectMembers(v[1], []string{"id"})
 			if err != nil {
@@ -91,10 +93,10 @@ func decodeIssues(body []byte) ([]Issue, error) {
 		}
 		var err error
 		if is.FirstSeen, err = jsonTime(v[5]); err != nil {
-			return fmt.Errorf("issue %s firstSeen: %w", is.ID, err)
+			is.FirstSeen = time.Time{} // invalid row
 		}
 		if is.LastSeen, err = jsonTime(v[6]); err != nil {
-			return fmt.Errorf("issue %s lastSeen: %w", is.ID, err)
+			is.LastSeen = time.Time{} // invalid row
 		}
 		is.Raw = json.RawMessage(row)
 		out = append(out, is)
@@ -106,7 +108,10 @@ func decodeIssues(body []byte) ([]Issue, error) {
 var auditKeys = []string{"id", "event", "dateCreated"}
 
 // decodeAuditLogs accepts the current {"rows": [...], "options": [...]} shape
-// and the older bare list.
+// and the older bare list. As for events, a row without a string id or with
+// an unreadable dateCreated is returned with an empty ID or a zero
+// DateCreated rather than failing the page: callers count such rows as
+// invalid and skip them.
 func decodeAuditLogs(body []byte) ([]AuditLogEntry, error) {
 	rows := body
 	if i := firstNonSpace(body); i < len(body) && body[i] == '{' {
@@ -123,15 +128,13 @@ func decodeAuditLogs(body []byte) ([]AuditLogEntry, error) {
 	err := scanRows(rows, auditKeys, func(row []byte, v [][]byte) error {
 		var e AuditLogEntry
 		var ok bool
-		if e.ID, ok = jsonString(v[0]); !ok || e.ID == "" {
-			return fmt.Errorf("%w: audit-log row %d has no \"id\"", errShape, len(out))
-		}
+		e.ID, _ = jsonString(v[0]) // "" when missing or not a string: invalid row
 		if e.Event, ok = jsonString(v[1]); !ok {
 			return fmt.Errorf("%w: audit-log entry %s has an invalid \"event\"", errShape, e.ID)
 		}
 		var err error
 		if e.DateCreated, err = jsonTime(v[2]); err != nil {
-			return fmt.Errorf("audit-log entry %s dateCreated: %w", e.ID, err)
+			e.DateCreated = time.Time{} // invalid row
 		}
 		e.Raw = json.RawMessage(row)
 		out = append(out, e)

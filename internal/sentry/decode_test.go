@@ -166,6 +166,58 @@ func TestDecodeOtherEndpoints(t *testing.T) {
 			}
 		})
 	}
+	t.Run("issues_bad_rows_are_returned_invalid", func(t *testing.T) {
+		t.Parallel()
+		rows := []string{
+			`{"project":{"id":"7"},"status":"unresolved","level":"error","count":"1","firstSeen":"2026-03-01T12:00:00Z","lastSeen":"2026-03-01T12:00:00Z"}`,
+			`{"id":"43","project":{"id":"7"},"status":"unresolved","level":"error","count":"1","firstSeen":"2026-03-01T12:00:00Z","lastSeen":"yesterday"}`,
+			`{"id":"44","project":{"id":"7"},"status":"unresolved","level":"error","count":"1","firstSeen":12,"lastSeen":"2026-03-01T12:00:00Z"}`,
+			`{"id":{"n":45},"project":{"id":"7"},"status":"unresolved","level":"error","count":"1","firstSeen":"2026-03-01T12:00:00Z","lastSeen":"2026-03-01T12:00:00Z"}`,
+			`{"id":"46","project":{"id":"7"},"status":"unresolved","level":"error","count":"1","firstSeen":"2026-03-01T12:00:00Z","lastSeen":"2026-03-01T12:00:00Z"}`,
+		}
+		got, err := decodeIssues([]byte("[" + strings.Join(rows, ",") + "]"))
+		if err != nil {
+			t.Fatalf("one bad row failed the page: %v", err)
+		}
+		base := Issue{ProjectID: "7", Status: "unresolved", Level: "error", Count: "1"}
+		with := func(id string, first, last time.Time, raw string) Issue {
+			is := base
+			is.ID, is.FirstSeen, is.LastSeen, is.Raw = id, first, last, json.RawMessage(raw)
+			return is
+		}
+		want := []Issue{
+			with("", ts, ts, rows[0]),
+			with("43", ts, time.Time{}, rows[1]),
+			with("44", time.Time{}, ts, rows[2]),
+			with("", ts, ts, rows[3]),
+			with("46", ts, ts, rows[4]),
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("mismatch (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("audit_bad_rows_are_returned_invalid", func(t *testing.T) {
+		t.Parallel()
+		rows := []string{
+			`{"event":"member.invite","dateCreated":"2026-03-01T12:00:00Z"}`,
+			`{"id":"10","event":"member.invite","dateCreated":"last week"}`,
+			`{"id":{"x":1},"event":"member.invite","dateCreated":"2026-03-01T12:00:00Z"}`,
+			`{"id":"11","event":"member.add","dateCreated":"2026-03-01T12:00:00Z"}`,
+		}
+		got, err := decodeAuditLogs([]byte(`{"rows":[` + strings.Join(rows, ",") + `]}`))
+		if err != nil {
+			t.Fatalf("one bad row failed the page: %v", err)
+		}
+		want := []AuditLogEntry{
+			{Event: "member.invite", DateCreated: ts, Raw: json.RawMessage(rows[0])},
+			{ID: "10", Event: "member.invite", Raw: json.RawMessage(rows[1])},
+			{Event: "member.invite", DateCreated: ts, Raw: json.RawMessage(rows[2])},
+			{ID: "11", Event: "member.add", DateCreated: ts, Raw: json.RawMessage(rows[3])},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("mismatch (-want +got):\n%s", diff)
+		}
+	})
 	t.Run("audit_truncated", func(t *testing.T) {
 		t.Parallel()
 		if _, err := decodeAuditLogs([]byte(`{"rows":[{"id":"9"}`)); !errors.Is(err, errSyntax) {

@@ -20,6 +20,9 @@ import (
 const (
 	terraformDir = "../../terraform"
 	schemaPath   = "testdata/terraform-google-schema.json"
+	// supplementPath holds the few resource types the module uses that the
+	// shared reference schema lacks (see its supplement_note).
+	supplementPath = "testdata/terraform-google-schema-supplement.json"
 )
 
 func loadModule(t *testing.T) *Module {
@@ -164,15 +167,57 @@ func TestSchema_everyBlockMatchesProvider(t *testing.T) {
 	t.Parallel()
 
 	m := loadModule(t)
-	s, err := LoadSchema(schemaPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := loadSchemaWithSupplement(t)
 	if len(m.Resources) < 20 {
 		t.Fatalf("only %d resource/data blocks found; is %s the right directory?", len(m.Resources), terraformDir)
 	}
 	for _, err := range s.Check(m) {
 		t.Error(err)
+	}
+}
+
+// loadSchemaWithSupplement loads the reference schema and adds the
+// supplement's types.
+func loadSchemaWithSupplement(t *testing.T) *Schema {
+	t.Helper()
+	s, err := LoadSchema(schemaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup, err := LoadSchema(supplementPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, b := range sup.Resources {
+		if _, ok := s.Resources[typ]; !ok {
+			s.Resources[typ] = b
+		}
+	}
+	return s
+}
+
+// The supplement only adds types the reference lacks: once the reference
+// schema has one, the reference's definition must be the one checked.
+func TestSchema_supplementOnlyAddsTypes(t *testing.T) {
+	t.Parallel()
+
+	s, err := LoadSchema(schemaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup, err := LoadSchema(supplementPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ := range sup.Resources {
+		if _, ok := s.Resources[typ]; ok {
+			t.Errorf("%s is in the reference schema now: delete it from %s", typ, supplementPath)
+		}
+	}
+	for typ := range sup.DataSources {
+		if _, ok := s.DataSources[typ]; ok {
+			t.Errorf("data source %s is in the reference schema now: delete it from %s", typ, supplementPath)
+		}
 	}
 }
 
@@ -747,8 +792,12 @@ func TestIAM_leastPrivilege(t *testing.T) {
 
 	m := loadModule(t)
 	for _, b := range m.Resources {
-		if strings.HasPrefix(b.Type, "google_project_iam_") || strings.HasPrefix(b.Type, "google_organization_iam_") ||
-			strings.HasPrefix(b.Type, "google_folder_iam_") {
+		// A custom role definition (google_project_iam_custom_role, …)
+		// grants nothing: only grants (member, binding, policy, audit
+		// config) are project-wide IAM.
+		isGrant := !strings.HasSuffix(b.Type, "_iam_custom_role")
+		if isGrant && (strings.HasPrefix(b.Type, "google_project_iam_") || strings.HasPrefix(b.Type, "google_organization_iam_") ||
+			strings.HasPrefix(b.Type, "google_folder_iam_")) {
 			t.Errorf("%s: project/folder/organisation-wide IAM is not allowed", b.Address())
 		}
 		if strings.HasSuffix(b.Type, "_iam_binding") || strings.HasSuffix(b.Type, "_iam_policy") {
@@ -1114,4 +1163,46 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
 	}
+}
+
+// With ON_SUCCESS the SecOps feed may delete transferred objects, and only
+// that (the review's L6): a custom role with storage.objects.get, list and
+// delete (no create or overwrite, unlike roles/storage.objectUser), bound
+// on the bucket under a data-prefix condition.
+func TestIAM_secopsDeleterLeastPrivilege(t *testing.T) {
+	t.Parallel()
+
+	m := loadModule(t)
+	roles := m.ResourcesOfType("google_project_iam_custom_role")
+	if len(roles) != 1 || roles[0].Name != "secops_deleter" {
+		t.Fatalf("want one custom role, secops_deleter; got %d", len(roles))
+	}
+	tuple, ok := mustAttr(t, roles[0], "permissions").Expr.(*hclsyntax.TupleConsExpr)
+	if !ok {
+		t.Fatal("permissions must be a literal list")
+	}
+	var perms []string
+	for _, e := range tuple.Exprs {
+		perms = append(perms, literalString(e))
+	}
+	slices.Sort(perms)
+	if want := []string{"storage.objects.delete", "storage.objects.get", "storage.objects.list"}; !slices.Equal(perms, want) {
+		t.Errorf("custom role permissions = %q, want %q", perms, want)
+	}
+	var deleter *Block
+	for _, b := range m.ResourcesOfType("google_storage_bucket_iam_member") {
+		if b.Name == "secops_deleter" {
+			deleter = b
+		}
+	}
+	if deleter == nil {
+		t.Fatal("no google_storage_bucket_iam_member.secops_deleter")
+	}
+	if got := Traversal(mustAttr(t, deleter, "role").Expr); got != "google_project_iam_custom_role.secops_deleter[0].name" {
+		t.Errorf("deleter role = %s, want the custom role's name", got)
+	}
+	if got := Traversal(mustAttr(t, deleter, "bucket").Expr); got != "google_storage_bucket.main.name" {
+		t.Errorf("deleter bound on %s, want the bucket", got)
+	}
+	mustAttr(t, deleter, "condition", "expression")
 }
