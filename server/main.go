@@ -21,10 +21,18 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 )
 
 func main() {
 	ctx, done := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	if !isLocalCommand(os.Args[1:]) {
+		// The service logs JSON in Cloud Logging's shape from the first
+		// line, so that even a configuration error at start-up is an
+		// ERROR entry; runServe then applies LOG_LEVEL.
+		slog.SetDefault(logging.New(os.Stdout, logging.Options{}))
+	}
 	err := realMain(ctx, os.Args[1:])
 	done()
 	if err != nil {
