@@ -109,32 +109,16 @@ func (ac *AuditCollector) Run(ctx context.Context) (Summary, error) {
 // error (ErrConfig).
 func (ac *AuditCollector) RunBudget(ctx context.Context, budget time.Duration) (Summary, error) {
 	d := newDocRun(ctx, ac.c, StreamAudit, budget)
-	var before sentry.Metrics
-	ms, hasMetrics := ac.api.(metricsSource)
-	if hasMetrics {
-		before = ms.Metrics()
-	}
-	err := ac.run(ctx, d)
-	if hasMetrics {
-		after := ms.Metrics()
-		d.sum.Requests = after.Requests - before.Requests
-		d.sum.RateLimited = after.RateLimited - before.RateLimited
-	}
+	err := countRequests(ac.api, &d.sum, func() error { return ac.run(ctx, d) })
 	d.finishLog(ctx, err)
 	return d.sum, err
 }
 
 func (ac *AuditCollector) run(ctx context.Context, d *docRun) error {
-	release, held, err := d.acquireLease(ctx, StreamAudit)
-	if err != nil {
-		return err
-	}
-	if !held {
-		d.sum.LeaseHeld = true
-		return nil
-	}
-	defer release()
+	return d.leased(ctx, func() error { return ac.runLeased(ctx, d) })
+}
 
+func (ac *AuditCollector) runLeased(ctx context.Context, d *docRun) error {
 	st, err := ac.load(ctx, d)
 	if err != nil {
 		return transient(err)

@@ -48,3 +48,18 @@ type Leaser interface {
 	// Release gives the lease up if owner still holds it.
 	Release(ctx context.Context, key, owner string) error
 }
+
+// countRequests runs fn and adds to sum the requests and 429 answers api made
+// meanwhile, when api counts them (metricsSource).
+func countRequests(api any, sum *Summary, fn func() error) error {
+	ms, ok := api.(metricsSource)
+	if !ok {
+		return fn()
+	}
+	before := ms.Metrics()
+	err := fn()
+	after := ms.Metrics()
+	sum.Requests = after.Requests - before.Requests
+	sum.RateLimited = after.RateLimited - before.RateLimited
+	return err
+}

@@ -152,32 +152,16 @@ func (ic *IssuesCollector) Run(ctx context.Context) (Summary, error) {
 // endpoint needs event:read), transient otherwise; progress is committed.
 func (ic *IssuesCollector) RunBudget(ctx context.Context, budget time.Duration) (Summary, error) {
 	d := newDocRun(ctx, ic.c, StreamIssues, budget)
-	var before sentry.Metrics
-	ms, hasMetrics := ic.api.(metricsSource)
-	if hasMetrics {
-		before = ms.Metrics()
-	}
-	err := ic.run(ctx, d)
-	if hasMetrics {
-		after := ms.Metrics()
-		d.sum.Requests = after.Requests - before.Requests
-		d.sum.RateLimited = after.RateLimited - before.RateLimited
-	}
+	err := countRequests(ic.api, &d.sum, func() error { return ic.run(ctx, d) })
 	d.finishLog(ctx, err)
 	return d.sum, err
 }
 
 func (ic *IssuesCollector) run(ctx context.Context, d *docRun) error {
-	release, held, err := d.acquireLease(ctx, StreamIssues)
-	if err != nil {
-		return err
-	}
-	if !held {
-		d.sum.LeaseHeld = true
-		return nil
-	}
-	defer release()
+	return d.leased(ctx, func() error { return ic.runLeased(ctx, d) })
+}
 
+func (ic *IssuesCollector) runLeased(ctx context.Context, d *docRun) error {
 	st, err := ic.load(ctx, d)
 	if err != nil {
 		return transient(err)

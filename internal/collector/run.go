@@ -93,17 +93,7 @@ func (c *Collector) Run(ctx context.Context) (Summary, error) {
 			r.deadline = start.Add(rem)
 		}
 	}
-	var before sentry.Metrics
-	ms, hasMetrics := c.api.(metricsSource)
-	if hasMetrics {
-		before = ms.Metrics()
-	}
-	err := r.run(ctx)
-	if hasMetrics {
-		after := ms.Metrics()
-		r.sum.Requests = after.Requests - before.Requests
-		r.sum.RateLimited = after.RateLimited - before.RateLimited
-	}
+	err := countRequests(c.api, &r.sum, func() error { return r.run(ctx) })
 	r.sum.Duration = c.clock.Now().Sub(start)
 	level := slog.LevelInfo
 	if err != nil {

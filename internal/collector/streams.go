@@ -203,6 +203,21 @@ type docRun struct {
 	gen    int64  // its generation (0: does not exist)
 }
 
+// leased runs fn holding the stream's lease; when another run holds it,
+// fn does not run and the summary says so.
+func (d *docRun) leased(ctx context.Context, fn func() error) error {
+	release, held, err := d.acquireLease(ctx, d.stream)
+	if err != nil {
+		return err
+	}
+	if !held {
+		d.sum.LeaseHeld = true
+		return nil
+	}
+	defer release()
+	return fn()
+}
+
 // newDocRun prepares a run of the named stream of c with the given budget.
 func newDocRun(ctx context.Context, c *Collector, stream string, budget time.Duration) *docRun {
 	start := c.clock.Now()
