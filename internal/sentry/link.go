@@ -112,7 +112,7 @@ func parseLinkValue(h string, out []link) []link {
 			if i < len(h) && !isLWS(h[i]) && h[i] != ';' && h[i] != ',' {
 				i = skipToComma(h, i)
 				if name != "" {
-					l, seen = setParam(l, seen, name, val)
+					l, _ = setParam(l, seen, name, val)
 				}
 				break params
 			}
