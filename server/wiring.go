@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/secops-collectors/sentry-gcs/internal/collector"
 	"github.com/secops-collectors/sentry-gcs/internal/config"
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
 	"github.com/secops-collectors/sentry-gcs/internal/logging"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 	"github.com/secops-collectors/sentry-gcs/internal/sink"
@@ -96,7 +96,7 @@ func classify(err error) int {
 		return 0
 	case collector.IsConfig(err), sentry.IsPermanent(err):
 		return exitConfig
-	case collector.IsTransient(err), sink.IsTransient(err), errors.Is(err, context.DeadlineExceeded):
+	case collector.IsTransient(err), failure.IsTransient(err):
 		return exitTransient
 	default:
 		return exitFailure

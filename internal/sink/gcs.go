@@ -16,6 +16,8 @@ import (
 	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
 )
 
 // writeIDKey is the custom metadata key holding a random id per Write call.
@@ -38,8 +40,8 @@ const uploadBlock = 256 << 10
 // and Delete runs under its own deadline (DefaultTimeout, see WithTimeout)
 // within ctx: during an outage a call fails after that long instead of
 // consuming the caller's whole budget. Errors that are still transient when
-// retries stop (including that deadline) are marked so that IsTransient
-// reports true.
+// retries stop (including that deadline) are marked transient
+// (failure.Transient).
 type GCS struct {
 	client  *storage.Client
 	bucket  string
@@ -257,7 +259,7 @@ func isPrecondition(err error) bool {
 // transient.
 func classify(err error) error {
 	if storage.ShouldRetry(err) {
-		return markTransient(err)
+		return failure.Transient(err)
 	}
 	return err
 }

@@ -14,6 +14,8 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/option"
+
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
 )
 
 // fastRetry keeps the client's retries but makes their backoff tiny.
@@ -75,8 +77,8 @@ func TestGCSErrorsTransientOrNot(t *testing.T) {
 				if err == nil {
 					t.Fatalf("%s: no error from a %d server", op, tc.status)
 				}
-				if got := IsTransient(err); got != tc.wantTransient {
-					t.Errorf("%s: IsTransient(%v) = %v, want %v", op, err, got, tc.wantTransient)
+				if got := failure.IsTransient(err); got != tc.wantTransient {
+					t.Errorf("%s: failure.IsTransient(%v) = %v, want %v", op, err, got, tc.wantTransient)
 				}
 				if errors.Is(err, ErrExists) || errors.Is(err, ErrPrecondition) || errors.Is(err, ErrNotFound) {
 					t.Errorf("%s: %v classified as a storage outcome", op, err)

@@ -43,28 +43,3 @@ var ErrNotFound = errors.New("object not found")
 // ErrPrecondition is returned by Write and Delete when the object's current
 // generation is not the expected one (a lost compare-and-swap).
 var ErrPrecondition = errors.New("generation precondition failed")
-
-// transientError marks an error that may succeed if the operation is tried
-// again later: 408, 429 and 5xx responses, network failures, timeouts.
-type transientError struct{ err error }
-
-func (e *transientError) Error() string { return "transient: " + e.err.Error() }
-func (e *transientError) Unwrap() error { return e.err }
-
-// markTransient wraps err so that IsTransient reports true.
-func markTransient(err error) error {
-	if err == nil || IsTransient(err) {
-		return err
-	}
-	return &transientError{err: err}
-}
-
-// IsTransient reports whether err (or an error it wraps) is a transient
-// storage failure, such as a 503 or 429 from Cloud Storage or a network
-// error, as opposed to a precondition failure, a missing object or a
-// permanent error (permission denied, bad request). Callers report transient
-// failures as "try again later".
-func IsTransient(err error) bool {
-	var t *transientError
-	return errors.As(err, &t)
-}

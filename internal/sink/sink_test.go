@@ -11,6 +11,8 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
 )
 
 // store is the API both backends implement; the conformance tests run
@@ -26,6 +28,7 @@ type store interface {
 var (
 	_ store = (*GCS)(nil)
 	_ store = (*Dir)(nil)
+	_ store = (*Memory)(nil)
 )
 
 const testBucket = "bkt"
@@ -62,6 +65,7 @@ func backends() []backend {
 			}
 			return d
 		}},
+		{name: "memory", new: func(*testing.T) store { return NewMemory() }},
 	}
 }
 
@@ -120,8 +124,8 @@ func TestConformance(t *testing.T) {
 			if !errors.Is(err, ErrExists) {
 				t.Fatalf("second Create = %v, want ErrExists", err)
 			}
-			if IsTransient(err) {
-				t.Errorf("IsTransient(%v) = true", err)
+			if failure.IsTransient(err) {
+				t.Errorf("failure.IsTransient(%v) = true", err)
 			}
 			data, gen2 := mustRead(t, s, "a")
 			if got, want := string(data), "one\n"; got != want || gen2 != gen {
