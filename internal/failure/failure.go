@@ -112,3 +112,38 @@ func Permanent(err error) error {
 	}
 	return &mark{err: err, kind: KindConfig}
 }
+
+// ErrorKindAuth is logged as error_kind when Sentry rejected the credentials
+// (401) or their scopes (403): the authentication alert counts these lines,
+// so each such failure is logged with it exactly once.
+const ErrorKindAuth = "sentry_auth"
+
+// authFailure is implemented by errors that report a rejected credential
+// (the Sentry client's API errors for 401 and 403).
+type authFailure interface {
+	AuthFailure() bool
+}
+
+// IsAuth reports whether err carries a rejected credential.
+func IsAuth(err error) bool {
+	var a authFailure
+	return errors.As(err, &a) && a.AuthFailure()
+}
+
+// Hint adds to a configuration error what to check ("check SENTRY_ORG and
+// that the token has the event:read scope"); other errors are returned as
+// they are, since the hint would only mislead.
+func Hint(err error, hint string) error {
+	if !IsConfig(err) {
+		return err
+	}
+	return &hinted{err: err, hint: hint}
+}
+
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h *hinted) Error() string { return h.err.Error() + " (" + h.hint + ")" }
+func (h *hinted) Unwrap() error { return h.err }

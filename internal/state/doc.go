@@ -34,7 +34,7 @@ func (d Doc[T]) Load(ctx context.Context, key string) (T, int64, error) {
 		return v, 0, fmt.Errorf("failed to load state %s: %w", key, err)
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return v, 0, fmt.Errorf("failed to decode state %s (generation %d): %w", key, gen, err)
+		return v, 0, fmt.Errorf("failed to decode state %s (generation %d): %w: %w", key, gen, ErrUndecodable, err)
 	}
 	return v, gen, nil
 }

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/secops-collectors/sentry-gcs/internal/clock"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 	"github.com/secops-collectors/sentry-gcs/internal/sink"
 )
 
@@ -98,7 +98,7 @@ func (m *Leases) read(ctx context.Context, key string) (*leaseRecord, int64, err
 		// A corrupt lease must not block its stream forever: treat it as
 		// expired (a zero record is free), so that Acquire takes it over by
 		// compare-and-swap on this generation.
-		slog.Default().ErrorContext(ctx, "lease document cannot be decoded; treating it as expired and taking it over",
+		logging.FromContext(ctx).ErrorContext(ctx, "lease document cannot be decoded; treating it as expired and taking it over",
 			"lease", key, "generation", gen, "error", err)
 		return &leaseRecord{}, gen, nil
 	}
@@ -113,9 +113,24 @@ func (m *Leases) write(ctx context.Context, key string, rec *leaseRecord, ifGene
 	return m.objs.Write(ctx, key, raw, ContentType, ifGeneration) //nolint:wrapcheck // callers wrap
 }
 
+// HeldError is returned by Acquire when another owner holds the lease; it
+// wraps ErrLeaseHeld and says who holds it and until when.
+type HeldError struct {
+	Key   string
+	Owner string
+	Until time.Time
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("failed to acquire lease %s: %v: held by %q until %s",
+		e.Key, ErrLeaseHeld, e.Owner, e.Until.UTC().Format(time.RFC3339))
+}
+
+// Unwrap makes errors.Is(err, ErrLeaseHeld) true.
+func (e *HeldError) Unwrap() error { return ErrLeaseHeld }
+
 func heldError(key string, rec *leaseRecord) error {
-	return fmt.Errorf("failed to acquire lease %s: %w: held by %q until %s",
-		key, ErrLeaseHeld, rec.Owner, rec.ExpiresAt.UTC().Format(time.RFC3339))
+	return &HeldError{Key: key, Owner: rec.Owner, Until: rec.ExpiresAt}
 }
 
 // Acquire takes the lease at key for owner for ttl. It succeeds when there

@@ -31,6 +31,11 @@ type Objects interface {
 // ContentType is the content type of state documents.
 const ContentType = "application/json"
 
+// ErrUndecodable is wrapped when a stored document is not valid JSON of the
+// expected shape: a storage read succeeded, but the document needs an
+// operator (or a rebuild), not a retry.
+var ErrUndecodable = errors.New("state document cannot be decoded")
+
 // ErrConflict is returned when a document changed since it was loaded (its
 // generation no longer matches).
 var ErrConflict = errors.New("state changed concurrently")
