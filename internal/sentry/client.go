@@ -27,6 +27,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/secops-collectors/sentry-gcs/internal/buildinfo"
 	"github.com/secops-collectors/sentry-gcs/internal/clock"
@@ -42,6 +43,9 @@ const (
 	backoffMax         = 30 * time.Second
 	maxBodyBytes       = 256 << 20
 	defaultHTTPTimeout = 2 * time.Minute
+	// maxDetailLen bounds each text an APIError takes from the answer
+	// (detail, code, slug, Location).
+	maxDetailLen = 300
 )
 
 // Options configure a Client.
@@ -361,11 +365,15 @@ func (c *Client) redact(s string) string {
 }
 
 // apiError turns a non-2xx answer into an *APIError; the body is only mined
-// for Sentry's "detail" (and a renamed project's new slug).
+// for Sentry's "detail" (and a renamed project's new slug). Every text taken
+// from the answer is redacted first and then abbreviated to maxDetailLen:
+// abbreviating first could cut an echoed token so that the redaction no
+// longer matches and most of it stays, and an unbounded detail makes log
+// lines that Cloud Logging drops (over 256 KB).
 func (c *Client) apiError(cl call, status int, hdr http.Header, body []byte) *APIError {
 	e := &APIError{StatusCode: status, Endpoint: cl.endpoint, Path: cl.path, Scope: cl.scope}
 	if status >= 300 && status < 400 {
-		e.Location = c.redact(hdr.Get("Location"))
+		e.Location = hdr.Get("Location")
 	}
 	mt, _, _ := mime.ParseMediaType(hdr.Get("Content-Type"))
 	trimmed := bytes.TrimSpace(body)
@@ -375,14 +383,14 @@ func (c *Client) apiError(cl call, status int, hdr http.Header, body []byte) *AP
 		if mt == "" {
 			mt = "unknown content type"
 		}
-		e.Detail = fmt.Sprintf("non-JSON response body (%s, %d bytes)", mt, len(body))
+		e.Detail = fmt.Sprintf("non-JSON response body (%s, %d bytes)", c.clip(mt), len(body))
 	default:
 		var doc struct {
 			Detail json.RawMessage `json:"detail"`
 			Slug   string          `json:"slug"`
 		}
 		if trimmed[0] != '{' || json.Unmarshal(trimmed, &doc) != nil || len(doc.Detail) == 0 {
-			e.Detail = abbreviate(string(trimmed), 300)
+			e.Detail = string(trimmed)
 			break
 		}
 		var s string
@@ -403,16 +411,17 @@ func (c *Client) apiError(cl call, status int, hdr http.Header, body []byte) *AP
 				}
 			}
 			if e.Detail == "" && e.Code == "" && e.NewSlug == "" {
-				e.Detail = abbreviate(string(doc.Detail), 300)
+				e.Detail = string(doc.Detail)
 			}
 		}
 		if doc.Slug != "" {
 			e.NewSlug = doc.Slug
 		}
 	}
-	e.Detail = c.redact(e.Detail)
-	e.Code = c.redact(e.Code)
-	e.NewSlug = c.redact(e.NewSlug)
+	e.Detail = c.clip(e.Detail)
+	e.Code = c.clip(e.Code)
+	e.NewSlug = c.clip(e.NewSlug)
+	e.Location = c.clip(e.Location)
 	if status >= 300 && status < 400 && e.Detail == "" {
 		if e.NewSlug != "" {
 			e.Detail = "project moved"
@@ -423,9 +432,19 @@ func (c *Client) apiError(cl call, status int, hdr http.Header, body []byte) *AP
 	return e
 }
 
+// clip redacts the token from s, then abbreviates it to maxDetailLen bytes.
+func (c *Client) clip(s string) string {
+	return abbreviate(c.redact(s), maxDetailLen)
+}
+
+// abbreviate cuts s to at most n bytes, at a character boundary, and marks
+// the cut with "…".
 func abbreviate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
