@@ -41,12 +41,20 @@ const (
 	defaultMaxAttempts = 8
 	backoffBase        = 500 * time.Millisecond
 	backoffMax         = 30 * time.Second
-	maxBodyBytes       = 256 << 20
 	defaultHTTPTimeout = 2 * time.Minute
 	// maxDetailLen bounds each text an APIError takes from the answer
 	// (detail, code, slug, Location).
 	maxDetailLen = 300
 )
+
+// DefaultMaxBodyBytes is the default limit of one answer's body. A page has at
+// most 100 rows, and the list endpoints return event and issue summaries
+// (not full event payloads: Sentry refuses events over 1 MB even at
+// ingestion), so real pages are a few hundred KB. Reading a body costs about
+// twice its size (the growing buffer, then the rows kept from it), and a few
+// pages may be in flight at once (one per stream): 32 MiB leaves that well
+// inside the 512 MiB Cloud Run container, where 256 MiB did not.
+const DefaultMaxBodyBytes = 32 << 20
 
 // Options configure a Client.
 type Options struct {
@@ -58,6 +66,9 @@ type Options struct {
 	Clock       clock.Clock  // default clock.Real{}
 	MaxAttempts int          // per request incl. first; default 8; retries also bounded by ctx
 	Logger      *slog.Logger // optional
+	// MaxBodyBytes limits one answer's body; a larger one is a permanent
+	// *BodyTooLargeError. Default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
 }
 
 // Client calls Sentry's web API. It is safe for concurrent use.
@@ -72,6 +83,7 @@ type Client struct {
 	clock       clock.Clock
 	maxAttempts int
 	logger      *slog.Logger
+	maxBody     int64
 	metrics     *metrics
 }
 
@@ -101,6 +113,9 @@ func New(opts Options) (*Client, error) {
 	if opts.MaxAttempts < 0 {
 		return nil, fmt.Errorf("sentry: MaxAttempts must not be negative, got %d", opts.MaxAttempts)
 	}
+	if opts.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("sentry: MaxBodyBytes must not be negative, got %d", opts.MaxBodyBytes)
+	}
 	if opts.BaseURL == "" {
 		opts.BaseURL = DefaultBaseURL
 	}
@@ -117,6 +132,7 @@ func New(opts Options) (*Client, error) {
 		clock:       opts.Clock,
 		maxAttempts: opts.MaxAttempts,
 		logger:      opts.Logger,
+		maxBody:     opts.MaxBodyBytes,
 		metrics:     &metrics{},
 	}
 	if c.userAgent == "" {
@@ -130,6 +146,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if c.maxAttempts == 0 {
 		c.maxAttempts = defaultMaxAttempts
+	}
+	if c.maxBody == 0 {
+		c.maxBody = DefaultMaxBodyBytes
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
@@ -218,6 +237,11 @@ func (c *Client) get(ctx context.Context, cl call, decode func(body []byte, h ht
 			return c.giveUp(cl, attempt-1, lastErr, last429, err)
 		}
 		status, hdr, body, err := c.do(ctx, u)
+		if tl := (*BodyTooLargeError)(nil); errors.As(err, &tl) {
+			lim.release(c.clock, status, parseRateHeaders(hdr), false)
+			tl.Endpoint, tl.Path = cl.endpoint, cl.path
+			return tl
+		}
 		if err != nil {
 			lim.releaseNoResponse()
 			if ctx.Err() != nil {
@@ -322,7 +346,9 @@ func (l *limiter) blocked(clk clock.Clock) bool {
 	return clk.Now().Before(l.blockedUntil)
 }
 
-// do sends one GET and reads the whole body.
+// do sends one GET and reads the whole body. A body over c.maxBody is a
+// *BodyTooLargeError (with the status and headers), detected from the
+// Content-Length before reading when there is one.
 func (c *Client) do(ctx context.Context, u string) (int, http.Header, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -337,16 +363,20 @@ func (c *Client) do(ctx context.Context, u string) (int, http.Header, []byte, er
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
+	tooLarge := &BodyTooLargeError{StatusCode: resp.StatusCode, Limit: c.maxBody}
+	if resp.ContentLength > c.maxBody {
+		return resp.StatusCode, resp.Header, nil, tooLarge
+	}
 	var buf bytes.Buffer
-	if resp.ContentLength > 0 && resp.ContentLength < maxBodyBytes {
+	if resp.ContentLength > 0 {
 		buf.Grow(int(resp.ContentLength))
 	}
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBodyBytes+1))
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("failed to read response body (HTTP %d): %w", resp.StatusCode, err)
 	}
-	if n > maxBodyBytes {
-		return 0, nil, nil, fmt.Errorf("response body exceeds %d bytes", maxBodyBytes)
+	if n > c.maxBody {
+		return resp.StatusCode, resp.Header, nil, tooLarge
 	}
 	return resp.StatusCode, resp.Header, buf.Bytes(), nil
 }
