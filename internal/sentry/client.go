@@ -31,6 +31,7 @@ import (
 
 	"github.com/secops-collectors/sentry-gcs/internal/buildinfo"
 	"github.com/secops-collectors/sentry-gcs/internal/clock"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 )
 
 // DefaultBaseURL is Sentry SaaS (the control silo, which forwards region
@@ -65,7 +66,7 @@ type Options struct {
 	Limiters    *Limiters    // process-wide registry; nil => private one
 	Clock       clock.Clock  // default clock.Real{}
 	MaxAttempts int          // per request incl. first; default 8; retries also bounded by ctx
-	Logger      *slog.Logger // optional
+	Logger      *slog.Logger // for calls whose context carries no logger (logging.WithLogger); optional
 	// MaxBodyBytes limits one answer's body; a larger one is a permanent
 	// *BodyTooLargeError. Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -292,15 +293,25 @@ func (c *Client) get(ctx context.Context, cl call, decode func(body []byte, h ht
 		if !last429 || !lim.blocked(c.clock) {
 			wait = backoff(attempt)
 		}
-		c.logger.WarnContext(ctx, "sentry request failed, retrying",
+		c.loggerFor(ctx).WarnContext(ctx, "sentry request failed, retrying",
 			"endpoint", cl.endpoint, "attempt", attempt, "max_attempts", c.maxAttempts,
-			"backoff", wait, "error", lastErr.Error())
+			"backoff_seconds", wait.Seconds(), "error", lastErr.Error())
 		if wait > 0 {
 			if err := c.clock.Sleep(ctx, wait); err != nil {
 				return c.giveUp(cl, attempt, lastErr, last429, err)
 			}
 		}
 	}
+}
+
+// loggerFor returns the logger of ctx when it carries one (a push request's
+// logger has its trace and message id), else the client's: the client is
+// shared by the whole process and its own logger knows no request.
+func (c *Client) loggerFor(ctx context.Context) *slog.Logger {
+	if l, ok := logging.FromContextOK(ctx); ok {
+		return l
+	}
+	return c.logger
 }
 
 // giveUp builds the error returned when attempts or the context ran out.
