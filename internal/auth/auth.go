@@ -6,6 +6,8 @@ package auth
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -84,12 +86,16 @@ func (v *Verifier) Verify(ctx context.Context, authorization string) (*Identity,
 	return v.VerifyToken(ctx, token)
 }
 
-// VerifyToken checks a raw JWT: signature, audience and expiry (through the
-// validator), then issuer, email and email_verified. Errors wrap
+// VerifyToken checks a raw JWT: its algorithm (RS256 only), then signature,
+// audience and expiry (through the validator), then issuer, email and
+// email_verified. Errors wrap
 // ErrInvalidToken or ErrForbidden and never contain the token.
 func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Identity, error) {
 	if token == "" {
 		return nil, ErrMissingToken
+	}
+	if err := checkAlgorithm(token); err != nil {
+		return nil, err
 	}
 	p, err := v.validator.Validate(ctx, token, v.audience)
 	if err != nil {
@@ -109,6 +115,30 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Identity, er
 		return nil, fmt.Errorf("%w: email %q is not in the allowed list", ErrForbidden, email)
 	}
 	return &Identity{Email: email, Subject: p.Subject}, nil
+}
+
+// checkAlgorithm refuses a token whose header names any algorithm but RS256.
+// Pub/Sub push tokens and other Google-signed ID tokens are RS256; refusing
+// the rest before the validator runs keeps attacker-chosen tokens away from
+// idtoken's ES256 check, which panics on a signature shorter than 64 bytes.
+// The algorithm is quoted at most 16 characters long: it comes from an
+// unauthenticated caller and ends up in the logs.
+func checkAlgorithm(token string) error {
+	seg, _, _ := strings.Cut(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return fmt.Errorf("%w: token header is not base64url", ErrInvalidToken)
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return fmt.Errorf("%w: token header is not a JSON object", ErrInvalidToken)
+	}
+	if h.Alg != "RS256" {
+		return fmt.Errorf("%w: signing algorithm %.16q is not RS256", ErrInvalidToken, h.Alg)
+	}
+	return nil
 }
 
 // BearerToken extracts the token from an Authorization header value. An empty
