@@ -2,9 +2,13 @@ package main
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/secops-collectors/sentry-gcs/internal/auth"
 	"github.com/secops-collectors/sentry-gcs/internal/auth/authtest"
 )
 
@@ -33,3 +37,64 @@ func TestHardening_es256TokenRefused(t *testing.T) {
 		t.Errorf("collector ran %d times", n)
 	}
 }
+
+// TestHardening_certsUnreachable503 points the token validator's certificate
+// fetch at an endpoint on 127.0.0.1 that never answers: a push must end
+// within the fetch timeout with 503 (Pub/Sub retries; operators look at
+// connectivity), not 401 "invalid bearer token", and must not run the
+// collector.
+func TestHardening_certsUnreachable503(t *testing.T) {
+	t.Parallel()
+
+	done := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-done:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(done); hang.Close() })
+	u, err := url.Parse(hang.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toHang := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		r = r.Clone(r.Context())
+		r.URL.Scheme, r.URL.Host, r.Host = u.Scheme, u.Host, ""
+		return http.DefaultTransport.RoundTrip(r)
+	})
+	v, err := auth.NewGoogleValidator(t.Context(), auth.ValidatorOptions{Transport: toHang, FetchTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := auth.NewVerifier(v, testAudience, []string{testPushSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newTestEnv(t, func(o *serverOptions) { o.Verifier = verifier })
+
+	start := time.Now()
+	rec := env.do(t, http.MethodPost, pathPush, wrapped("m-certs", "{}", 0), http.Header{
+		"Authorization": {env.token(t, nil)},
+		"Content-Type":  {"application/json"},
+	})
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("push took %v with a certificate fetch timeout of 100ms", elapsed)
+	}
+	if got, want := rec.Code, http.StatusServiceUnavailable; got != want {
+		t.Fatalf("status got %d, want %d; body %s", got, want, rec.Body.String())
+	}
+	if h := rec.Header().Get("WWW-Authenticate"); h != "" {
+		t.Errorf("WWW-Authenticate %q on a 503: the token was not judged", h)
+	}
+	if msg, _ := decodeBody(t, rec)["error"].(string); strings.Contains(msg, "invalid") {
+		t.Errorf("public message %q blames the token", msg)
+	}
+	if n := env.collector.Calls(); n != 0 {
+		t.Errorf("collector ran %d times", n)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

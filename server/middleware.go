@@ -96,7 +96,8 @@ func (s *Server) bodyLimit() echo.MiddlewareFunc {
 }
 
 // requireToken verifies the push OIDC token before the body is read: 401 for
-// a missing or invalid token, 403 for an identity that is not allowed. With
+// a missing or invalid token, 403 for an identity that is not allowed, 503
+// when the token cannot be checked. With
 // authentication disabled (local mode) it lets everything through.
 func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 	if s.opts.Verifier == nil {
@@ -112,14 +113,18 @@ func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 
 // verifyCaller checks the request's bearer token with v: 401 (with
 // WWW-Authenticate) for a missing or invalid token, 403 with forbidden for a
-// valid token of an identity v does not allow. On success the caller's email
-// goes into the request's logger and the context (key "caller").
+// valid token of an identity v does not allow, and 503 when the token could
+// not be checked (Google's certificates unreachable: Pub/Sub retries, and the
+// log points at connectivity, not at the caller). On success the caller's
+// email goes into the request's logger and the context (key "caller").
 func verifyCaller(c echo.Context, v Verifier, forbidden string) error {
 	req := c.Request()
 	id, err := v.Verify(req.Context(), req.Header.Get(echo.HeaderAuthorization))
 	switch {
 	case errors.Is(err, auth.ErrForbidden):
 		return echo.NewHTTPError(http.StatusForbidden, forbidden).SetInternal(err)
+	case errors.Is(err, auth.ErrUnavailable):
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "token verification unavailable, retry later").SetInternal(err)
 	case err != nil:
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer error="invalid_token"`)
 		if errors.Is(err, auth.ErrMissingToken) {

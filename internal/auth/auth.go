@@ -11,20 +11,25 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/api/idtoken"
 )
 
 // Errors returned by Verify. ErrMissingToken and ErrInvalidToken mean 401;
-// ErrForbidden means 403.
+// ErrForbidden means 403; ErrUnavailable means the token could not be checked
+// (Google's signing certificates could not be fetched in time, or the
+// verification timed out): 503, so that the caller retries and operators look
+// at connectivity rather than at the caller's token.
 var (
 	ErrMissingToken = errors.New("missing bearer token")
 	ErrInvalidToken = errors.New("invalid token")
 	ErrForbidden    = errors.New("identity not allowed")
+	ErrUnavailable  = errors.New("token verification unavailable")
 )
 
 // Validator checks a token's signature, audience and expiry. *idtoken.Validator
-// implements it; build one at start-up with idtoken.NewValidator.
+// implements it; build one at start-up with NewGoogleValidator.
 type Validator interface {
 	Validate(ctx context.Context, token, audience string) (*idtoken.Payload, error)
 }
@@ -49,6 +54,7 @@ type Verifier struct {
 	validator Validator
 	audience  string
 	allowed   map[string]bool
+	timeout   time.Duration
 }
 
 // NewVerifier returns a Verifier. It refuses an empty audience (the validator
@@ -71,7 +77,17 @@ func NewVerifier(v Validator, audience string, allowedEmails []string) (*Verifie
 	if len(allowed) == 0 {
 		return nil, errors.New("auth: at least one allowed email is required")
 	}
-	return &Verifier{validator: v, audience: audience, allowed: allowed}, nil
+	return &Verifier{validator: v, audience: audience, allowed: allowed, timeout: DefaultVerifyTimeout}, nil
+}
+
+// WithTimeout returns a copy of v whose verifications are bounded by d
+// instead of DefaultVerifyTimeout (d <= 0 keeps the current bound).
+func (v *Verifier) WithTimeout(d time.Duration) *Verifier {
+	cp := *v
+	if d > 0 {
+		cp.timeout = d
+	}
+	return &cp
 }
 
 // Audience returns the audience tokens must carry.
@@ -87,9 +103,10 @@ func (v *Verifier) Verify(ctx context.Context, authorization string) (*Identity,
 }
 
 // VerifyToken checks a raw JWT: its algorithm (RS256 only), then signature,
-// audience and expiry (through the validator), then issuer, email and
-// email_verified. Errors wrap
-// ErrInvalidToken or ErrForbidden and never contain the token.
+// audience and expiry (through the validator, within the verifier's
+// timeout), then issuer, email and email_verified. Errors wrap
+// ErrMissingToken, ErrInvalidToken, ErrForbidden or ErrUnavailable and never
+// contain the token.
 func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Identity, error) {
 	if token == "" {
 		return nil, ErrMissingToken
@@ -97,8 +114,14 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Identity, er
 	if err := checkAlgorithm(token); err != nil {
 		return nil, err
 	}
-	p, err := v.validator.Validate(ctx, token, v.audience)
-	if err != nil {
+	vctx, cancel := context.WithTimeout(ctx, v.timeout)
+	defer cancel()
+	p, err := v.validator.Validate(vctx, token, v.audience)
+	switch {
+	case errors.Is(err, errCertsFetch), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// Not the token's fault: the check itself could not be done.
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	if !googleIssuers[p.Issuer] {
