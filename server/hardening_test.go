@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -98,3 +99,69 @@ func TestHardening_certsUnreachable503(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestHardening_requestID sends request ids of every kind, unauthenticated:
+// a short plain one is kept, logged and echoed; anything else (too long,
+// blanks, quotes, control or non-ASCII characters) is replaced by a
+// generated id, so that a caller cannot make every log line of its request
+// (and the answer) as long as it likes.
+func TestHardening_requestID(t *testing.T) {
+	t.Parallel()
+
+	plain64 := strings.Repeat("a", 60) + "._:-"
+	cases := []struct {
+		name     string
+		method   string
+		path     string
+		id       string
+		wantKept bool
+	}{
+		{name: "short_plain_kept", method: http.MethodGet, path: pathHealth, id: "req-123", wantKept: true},
+		{name: "uuid_kept", method: http.MethodGet, path: pathHealth, id: "0b0f5c3e-4f7a-4d2b-9a51-2f0c8b7e6d1a", wantKept: true},
+		{name: "64_plain_characters_kept", method: http.MethodGet, path: pathHealth, id: plain64, wantKept: true},
+		{name: "65_characters_replaced", method: http.MethodGet, path: pathHealth, id: plain64 + "a"},
+		{name: "400_kb_replaced", method: http.MethodGet, path: pathHealth, id: strings.Repeat("A", 400<<10)},
+		{name: "400_kb_on_unauthenticated_push_replaced", method: http.MethodPost, path: pathPush, id: strings.Repeat("A", 400<<10)},
+		{name: "blank_replaced", method: http.MethodGet, path: pathHealth, id: "req 123"},
+		{name: "quote_replaced", method: http.MethodGet, path: pathHealth, id: `req"123`},
+		{name: "control_character_replaced", method: http.MethodGet, path: pathHealth, id: "req\x01123"},
+		{name: "non_ascii_replaced", method: http.MethodGet, path: pathHealth, id: "réq-123"},
+		{name: "absent_generated", method: http.MethodGet, path: pathHealth},
+	}
+	valid := regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := newTestEnv(t, nil)
+			h := http.Header{}
+			if tc.id != "" {
+				h.Set("X-Request-Id", tc.id)
+			}
+			rec := env.do(t, tc.method, tc.path, "", h)
+			got := rec.Header().Get("X-Request-Id")
+			switch {
+			case tc.wantKept && got != tc.id:
+				t.Errorf("X-Request-Id got %.80q, want the caller's %q", got, tc.id)
+			case !tc.wantKept && (got == tc.id || !valid.MatchString(got)):
+				t.Errorf("X-Request-Id got %.80q, want a generated id", got)
+			}
+			longest := 0
+			for _, line := range strings.Split(env.logs.String(), "\n") {
+				longest = max(longest, len(line))
+			}
+			if longest > 4<<10 {
+				t.Errorf("longest log line is %d bytes, want at most 4 KiB", longest)
+			}
+			lines := env.logs.Lines(t)
+			if len(lines) == 0 {
+				t.Fatal("no log line")
+			}
+			for _, l := range lines {
+				if id, ok := l["request_id"]; ok && id != got {
+					t.Errorf("log line %q: request_id %.80q, want the echoed %q", l["message"], id, got)
+				}
+			}
+			t.Logf("longest log line %d bytes", longest)
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,10 +28,45 @@ func (s *Server) recoverer() echo.MiddlewareFunc {
 	})
 }
 
-// requestID keeps a caller's X-Request-Id or makes one, and echoes it in the
-// response.
+// maxRequestIDLen bounds a caller's X-Request-Id: UUIDs, Cloud Run's and
+// most proxies' ids are shorter.
+const maxRequestIDLen = 64
+
+// requestID keeps a caller's X-Request-Id when it is short and plain (see
+// plainRequestID), else replaces it with a generated one, and echoes it in
+// the response. The id goes on every log line of the request and the caller
+// needs no authentication, so an unchecked one could make each line as long
+// as the header limit allows, or smuggle quotes and control characters.
 func (s *Server) requestID() echo.MiddlewareFunc {
-	return middleware.RequestID()
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			id := req.Header.Get(echo.HeaderXRequestID)
+			if !plainRequestID(id) {
+				id = rand.Text()
+				// The request logger reads the request's header first.
+				req.Header.Set(echo.HeaderXRequestID, id)
+			}
+			c.Response().Header().Set(echo.HeaderXRequestID, id)
+			return next(c)
+		}
+	}
+}
+
+// plainRequestID reports whether id is 1 to maxRequestIDLen characters of
+// [A-Za-z0-9._:-].
+func plainRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // contextLogger puts a logger carrying the request id and the Cloud Trace
