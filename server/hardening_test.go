@@ -165,3 +165,42 @@ func TestHardening_requestID(t *testing.T) {
 		})
 	}
 }
+
+// TestHardening_requestLineBounded sends huge values in every part of an
+// unauthenticated request that the request log line records: no log line
+// may exceed a few KB.
+func TestHardening_requestLineBounded(t *testing.T) {
+	t.Parallel()
+
+	big := strings.Repeat("A", 400<<10)
+	cases := []struct {
+		name   string
+		method string
+		path   string
+		header http.Header
+	}{
+		{name: "user_agent", method: http.MethodGet, path: pathHealth, header: http.Header{"User-Agent": {big}}},
+		{name: "referer", method: http.MethodGet, path: pathHealth, header: http.Header{"Referer": {big}}},
+		{name: "query", method: http.MethodGet, path: pathHealth + "?q=" + big},
+		{name: "path", method: http.MethodGet, path: "/" + big},
+		{name: "push_without_token", method: http.MethodPost, path: pathPush + "?q=" + big, header: http.Header{"User-Agent": {big}, "Referer": {big}}},
+		{name: "cloud_trace", method: http.MethodGet, path: pathHealth, header: http.Header{"X-Cloud-Trace-Context": {big + "/1;o=1"}}},
+		{name: "traceparent", method: http.MethodGet, path: pathHealth, header: http.Header{"Traceparent": {"00-" + big + "-00f067aa0ba902b7-01"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := newTestEnv(t, nil)
+			env.do(t, tc.method, tc.path, "", tc.header)
+			lines := env.logs.Lines(t) // every line still parses
+			longest := 0
+			for _, line := range strings.Split(env.logs.String(), "\n") {
+				longest = max(longest, len(line))
+			}
+			if longest > 8<<10 {
+				t.Errorf("longest log line is %d bytes, want at most 8 KiB", longest)
+			}
+			t.Logf("%d lines, longest %d bytes", len(lines), longest)
+		})
+	}
+}
