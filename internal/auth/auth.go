@@ -143,7 +143,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Identity, er
 // checkAlgorithm refuses a token whose header names any algorithm but RS256.
 // Pub/Sub push tokens and other Google-signed ID tokens are RS256; refusing
 // the rest before the validator runs keeps attacker-chosen tokens away from
-// idtoken's ES256 check, which panics on a signature shorter than 64 bytes.
+// idtoken's ES256 check, which panics on a signature shorter than 32 bytes.
 // The algorithm is quoted at most 16 characters long: it comes from an
 // unauthenticated caller and ends up in the logs.
 func checkAlgorithm(token string) error {

@@ -65,7 +65,7 @@ func NewGoogleValidator(ctx context.Context, opts ValidatorOptions) (*idtoken.Va
 	}
 	v, err := idtoken.NewValidator(ctx, option.WithHTTPClient(hc))
 	if err != nil {
-		return nil, fmt.Errorf("failed to create token validator: %w", err)
+		return nil, fmt.Errorf("failed to build the idtoken validator: %w", err)
 	}
 	return v, nil
 }
