@@ -14,7 +14,6 @@ import (
 
 	"cloud.google.com/go/compute/metadata"
 	"github.com/sethvargo/go-envconfig"
-	"google.golang.org/api/idtoken"
 
 	"github.com/secops-collectors/sentry-gcs/internal/auth"
 	"github.com/secops-collectors/sentry-gcs/internal/buildinfo"
@@ -107,8 +106,9 @@ func serveConfig(ctx context.Context, cfg *config.Config, deps serveDeps) (retEr
 		v := deps.Validator
 		if v == nil {
 			// One validator for the process: it caches Google's
-			// certificates. Building it makes no network call.
-			gv, err := idtoken.NewValidator(ctx)
+			// certificates, bounds and shares their fetches. Building
+			// it makes no network call.
+			gv, err := auth.NewGoogleValidator(ctx, auth.ValidatorOptions{})
 			if err != nil {
 				return fmt.Errorf("failed to create token validator: %w", err)
 			}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -27,10 +30,45 @@ func (s *Server) recoverer() echo.MiddlewareFunc {
 	})
 }
 
-// requestID keeps a caller's X-Request-Id or makes one, and echoes it in the
-// response.
+// maxRequestIDLen bounds a caller's X-Request-Id: UUIDs, Cloud Run's and
+// most proxies' ids are shorter.
+const maxRequestIDLen = 64
+
+// requestID keeps a caller's X-Request-Id when it is short and plain (see
+// plainRequestID), else replaces it with a generated one, and echoes it in
+// the response. The id goes on every log line of the request and the caller
+// needs no authentication, so an unchecked one could make each line as long
+// as the header limit allows, or smuggle quotes and control characters.
 func (s *Server) requestID() echo.MiddlewareFunc {
-	return middleware.RequestID()
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			id := req.Header.Get(echo.HeaderXRequestID)
+			if !plainRequestID(id) {
+				id = rand.Text()
+				// The request logger reads the request's header first.
+				req.Header.Set(echo.HeaderXRequestID, id)
+			}
+			c.Response().Header().Set(echo.HeaderXRequestID, id)
+			return next(c)
+		}
+	}
+}
+
+// plainRequestID reports whether id is 1 to maxRequestIDLen characters of
+// [A-Za-z0-9._:-].
+func plainRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // contextLogger puts a logger carrying the request id and the Cloud Trace
@@ -63,15 +101,87 @@ func init() {
 	slogecho.RequestIDKey = "request_id"
 }
 
-// requestLogger writes one line per request through slog-echo.
+// requestLogger writes one line per request through slog-echo. That line
+// carries the caller's path, query, User-Agent and Referer, all unchecked
+// and unauthenticated, so its strings are clipped (clipHandler).
 func (s *Server) requestLogger() echo.MiddlewareFunc {
-	return slogecho.NewWithConfig(s.opts.Logger, slogecho.Config{
+	logger := slog.New(clipHandler{s.opts.Logger.Handler()})
+	return slogecho.NewWithConfig(logger, slogecho.Config{
 		DefaultLevel:     slog.LevelInfo,
 		ClientErrorLevel: slog.LevelWarn,
 		ServerErrorLevel: slog.LevelError,
 		WithRequestID:    true,
 		WithUserAgent:    true,
 	})
+}
+
+// maxLoggedValueLen bounds each string of the request log line.
+const maxLoggedValueLen = 1024
+
+// clipHandler cuts every string attribute (in groups too, and the values of
+// a map[string]string such as the route parameters) to maxLoggedValueLen
+// bytes, so that no request can make a log line longer than a few KB (Cloud
+// Logging drops lines over 256 KB).
+type clipHandler struct{ slog.Handler }
+
+func (h clipHandler) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(clipAttr(a))
+		return true
+	})
+	return h.Handler.Handle(ctx, out)
+}
+
+func (h clipHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	out := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		out[i] = clipAttr(a)
+	}
+	return clipHandler{h.Handler.WithAttrs(out)}
+}
+
+func (h clipHandler) WithGroup(name string) slog.Handler {
+	return clipHandler{h.Handler.WithGroup(name)}
+}
+
+func clipAttr(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		a.Value = slog.StringValue(clipString(v.String()))
+	case slog.KindGroup:
+		attrs := v.Group()
+		out := make([]slog.Attr, len(attrs))
+		for i, g := range attrs {
+			out[i] = clipAttr(g)
+		}
+		a.Value = slog.GroupValue(out...)
+	case slog.KindAny:
+		if m, ok := v.Any().(map[string]string); ok {
+			out := make(map[string]string, len(m))
+			for k, s := range m {
+				out[clipString(k)] = clipString(s)
+			}
+			a.Value = slog.AnyValue(out)
+		}
+	default:
+		a.Value = v
+	}
+	return a
+}
+
+// clipString cuts s to maxLoggedValueLen bytes at a character boundary and
+// says how long it was.
+func clipString(s string) string {
+	if len(s) <= maxLoggedValueLen {
+		return s
+	}
+	n := maxLoggedValueLen
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // errorResponder answers a handler's error through handleError (which logs
@@ -96,7 +206,8 @@ func (s *Server) bodyLimit() echo.MiddlewareFunc {
 }
 
 // requireToken verifies the push OIDC token before the body is read: 401 for
-// a missing or invalid token, 403 for an identity that is not allowed. With
+// a missing or invalid token, 403 for an identity that is not allowed, 503
+// when the token cannot be checked. With
 // authentication disabled (local mode) it lets everything through.
 func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 	if s.opts.Verifier == nil {
@@ -112,14 +223,18 @@ func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 
 // verifyCaller checks the request's bearer token with v: 401 (with
 // WWW-Authenticate) for a missing or invalid token, 403 with forbidden for a
-// valid token of an identity v does not allow. On success the caller's email
-// goes into the request's logger and the context (key "caller").
+// valid token of an identity v does not allow, and 503 when the token could
+// not be checked (Google's certificates unreachable: Pub/Sub retries, and the
+// log points at connectivity, not at the caller). On success the caller's
+// email goes into the request's logger and the context (key "caller").
 func verifyCaller(c echo.Context, v Verifier, forbidden string) error {
 	req := c.Request()
 	id, err := v.Verify(req.Context(), req.Header.Get(echo.HeaderAuthorization))
 	switch {
 	case errors.Is(err, auth.ErrForbidden):
 		return echo.NewHTTPError(http.StatusForbidden, forbidden).SetInternal(err)
+	case errors.Is(err, auth.ErrUnavailable):
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "token verification unavailable, retry later").SetInternal(err)
 	case err != nil:
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer error="invalid_token"`)
 		if errors.Is(err, auth.ErrMissingToken) {

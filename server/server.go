@@ -69,8 +69,8 @@ const (
 type ErrorClassifier func(error) ErrorClass
 
 // Verifier checks a request's Authorization header. Errors wrap
-// auth.ErrMissingToken or auth.ErrInvalidToken (401) or auth.ErrForbidden
-// (403). *auth.Verifier implements it.
+// auth.ErrMissingToken or auth.ErrInvalidToken (401), auth.ErrForbidden
+// (403) or auth.ErrUnavailable (503). *auth.Verifier implements it.
 type Verifier interface {
 	Verify(ctx context.Context, authorization string) (*auth.Identity, error)
 }

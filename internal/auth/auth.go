@@ -6,23 +6,30 @@ package auth
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/api/idtoken"
 )
 
 // Errors returned by Verify. ErrMissingToken and ErrInvalidToken mean 401;
-// ErrForbidden means 403.
+// ErrForbidden means 403; ErrUnavailable means the token could not be checked
+// (Google's signing certificates could not be fetched in time, or the
+// verification timed out): 503, so that the caller retries and operators look
+// at connectivity rather than at the caller's token.
 var (
 	ErrMissingToken = errors.New("missing bearer token")
 	ErrInvalidToken = errors.New("invalid token")
 	ErrForbidden    = errors.New("identity not allowed")
+	ErrUnavailable  = errors.New("token verification unavailable")
 )
 
 // Validator checks a token's signature, audience and expiry. *idtoken.Validator
-// implements it; build one at start-up with idtoken.NewValidator.
+// implements it; build one at start-up with NewGoogleValidator.
 type Validator interface {
 	Validate(ctx context.Context, token, audience string) (*idtoken.Payload, error)
 }
@@ -47,6 +54,7 @@ type Verifier struct {
 	validator Validator
 	audience  string
 	allowed   map[string]bool
+	timeout   time.Duration
 }
 
 // NewVerifier returns a Verifier. It refuses an empty audience (the validator
@@ -69,7 +77,17 @@ func NewVerifier(v Validator, audience string, allowedEmails []string) (*Verifie
 	if len(allowed) == 0 {
 		return nil, errors.New("auth: at least one allowed email is required")
 	}
-	return &Verifier{validator: v, audience: audience, allowed: allowed}, nil
+	return &Verifier{validator: v, audience: audience, allowed: allowed, timeout: DefaultVerifyTimeout}, nil
+}
+
+// WithTimeout returns a copy of v whose verifications are bounded by d
+// instead of DefaultVerifyTimeout (d <= 0 keeps the current bound).
+func (v *Verifier) WithTimeout(d time.Duration) *Verifier {
+	cp := *v
+	if d > 0 {
+		cp.timeout = d
+	}
+	return &cp
 }
 
 // Audience returns the audience tokens must carry.
@@ -84,15 +102,26 @@ func (v *Verifier) Verify(ctx context.Context, authorization string) (*Identity,
 	return v.VerifyToken(ctx, token)
 }
 
-// VerifyToken checks a raw JWT: signature, audience and expiry (through the
-// validator), then issuer, email and email_verified. Errors wrap
-// ErrInvalidToken or ErrForbidden and never contain the token.
+// VerifyToken checks a raw JWT: its algorithm (RS256 only), then signature,
+// audience and expiry (through the validator, within the verifier's
+// timeout), then issuer, email and email_verified. Errors wrap
+// ErrMissingToken, ErrInvalidToken, ErrForbidden or ErrUnavailable and never
+// contain the token.
 func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Identity, error) {
 	if token == "" {
 		return nil, ErrMissingToken
 	}
-	p, err := v.validator.Validate(ctx, token, v.audience)
-	if err != nil {
+	if err := checkAlgorithm(token); err != nil {
+		return nil, err
+	}
+	vctx, cancel := context.WithTimeout(ctx, v.timeout)
+	defer cancel()
+	p, err := v.validator.Validate(vctx, token, v.audience)
+	switch {
+	case errors.Is(err, errCertsFetch), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// Not the token's fault: the check itself could not be done.
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	if !googleIssuers[p.Issuer] {
@@ -109,6 +138,30 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Identity, er
 		return nil, fmt.Errorf("%w: email %q is not in the allowed list", ErrForbidden, email)
 	}
 	return &Identity{Email: email, Subject: p.Subject}, nil
+}
+
+// checkAlgorithm refuses a token whose header names any algorithm but RS256.
+// Pub/Sub push tokens and other Google-signed ID tokens are RS256; refusing
+// the rest before the validator runs keeps attacker-chosen tokens away from
+// idtoken's ES256 check, which panics on a signature shorter than 32 bytes.
+// The algorithm is quoted at most 16 characters long: it comes from an
+// unauthenticated caller and ends up in the logs.
+func checkAlgorithm(token string) error {
+	seg, _, _ := strings.Cut(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return fmt.Errorf("%w: token header is not base64url", ErrInvalidToken)
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return fmt.Errorf("%w: token header is not a JSON object", ErrInvalidToken)
+	}
+	if h.Alg != "RS256" {
+		return fmt.Errorf("%w: signing algorithm %.16q is not RS256", ErrInvalidToken, h.Alg)
+	}
+	return nil
 }
 
 // BearerToken extracts the token from an Authorization header value. An empty

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/mail"
 	"net/url"
 	"reflect"
@@ -78,7 +79,10 @@ type Config struct {
 	SentryAuditToken string `env:"SENTRY_AUDIT_TOKEN" secret:"true" desc:"Sentry auth token with org:write (or org:admin) for the audit-log stream; required when STREAMS includes audit (secret; Secret Manager on Cloud Run)"`
 	// SentryAPIBase is the Sentry root URL (no /api/0), without a trailing
 	// slash after validation.
-	SentryAPIBase string `env:"SENTRY_API_BASE, default=https://sentry.io" cloudrun:"required" desc:"Sentry root URL without /api/0 (a region host such as https://de.sentry.io, or a self-hosted root)"`
+	SentryAPIBase string `env:"SENTRY_API_BASE, default=https://sentry.io" cloudrun:"required" desc:"Sentry root URL without /api/0 (a region host such as https://de.sentry.io, or a self-hosted root); http:// only on a loopback host unless SENTRY_API_ALLOW_HTTP"`
+	// SentryAPIAllowHTTP accepts a cleartext http:// SentryAPIBase on a host
+	// other than loopback; the token then crosses the network unencrypted.
+	SentryAPIAllowHTTP bool `env:"SENTRY_API_ALLOW_HTTP, default=false" desc:"accept a cleartext http:// SENTRY_API_BASE on a host other than loopback (the token then crosses the network unencrypted; a warning is logged at start-up)"`
 	// MaxProjects caps the number of projects collected.
 	MaxProjects int `env:"MAX_PROJECTS, default=100" cloudrun:"required" desc:"maximum number of projects collected"`
 	// MaxPagesPerProject caps the pages read per project per run; a capped
@@ -205,7 +209,7 @@ func (c *Config) validate(requireSentry bool) error {
 		add("SENTRY_AUTH_TOKEN is required (a Sentry auth token with org:read, project:read and event:read)")
 	}
 
-	if base, err := normaliseAPIBase(c.SentryAPIBase); err != nil {
+	if base, err := normaliseAPIBase(c.SentryAPIBase, c.SentryAPIAllowHTTP); err != nil {
 		errs = append(errs, err)
 	} else {
 		c.SentryAPIBase = base
@@ -420,20 +424,68 @@ func (c *Config) LogValue() slog.Value {
 // String never prints secrets either.
 func (c *Config) String() string { return c.LogValue().String() }
 
-func normaliseAPIBase(s string) (string, error) {
+// normaliseAPIBase checks SENTRY_API_BASE and strips trailing slashes. Its
+// errors show at most the URL's scheme and host: the rest of a mistaken value
+// may hold credentials or a token (a user:password@, a query, a path).
+// Cleartext http is refused unless the host is loopback (the built-in
+// simulator and tests) or allowHTTP is set: the token goes in every request.
+func normaliseAPIBase(s string, allowHTTP bool) (string, error) {
 	raw := strings.TrimSpace(s)
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("SENTRY_API_BASE must be an absolute http(s) URL such as https://sentry.io, got %q", s)
+		return "", fmt.Errorf("SENTRY_API_BASE must be an absolute http(s) URL such as https://sentry.io, got %s", describeURL(u, err))
 	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("SENTRY_API_BASE must not carry credentials, a query or a fragment, got %q", s)
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", fmt.Errorf("SENTRY_API_BASE must not carry credentials, a query or a fragment, got a URL on %s "+
+			"(the rest is not shown: it may hold a secret)", origin(u))
 	}
 	trimmed := strings.TrimRight(raw, "/")
 	if strings.HasSuffix(trimmed, "/api/0") || strings.HasSuffix(trimmed, "/api") {
-		return "", fmt.Errorf("SENTRY_API_BASE must be the Sentry root URL without /api/0 (the client adds it), got %q", s)
+		return "", fmt.Errorf("SENTRY_API_BASE must be the Sentry root URL without /api/0 (the client adds it), "+
+			"got a URL on %s whose path ends in /api/0 or /api", origin(u))
+	}
+	if u.Scheme == "http" && !allowHTTP && !isLoopbackHost(u.Hostname()) {
+		return "", fmt.Errorf("SENTRY_API_BASE %s is cleartext http on a host other than loopback: the Sentry token would "+
+			"cross the network unencrypted; use https, or set SENTRY_API_ALLOW_HTTP=true to accept it", origin(u))
 	}
 	return trimmed, nil
+}
+
+// origin returns a URL's scheme and host only.
+func origin(u *url.URL) string {
+	return u.Scheme + "://" + u.Host
+}
+
+// describeURL names a refused URL by its scheme and host when it has both,
+// and shows nothing of it otherwise.
+func describeURL(u *url.URL, err error) string {
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "a value that is not scheme://host (not shown: it may hold a secret)"
+	}
+	return origin(u)
+}
+
+// isLoopbackHost reports whether host (without port or brackets) is
+// "localhost" or a loopback address (127.0.0.0/8, ::1).
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Warnings returns what a valid configuration still makes risky, one
+// sentence each, for the caller to log at start-up: today a cleartext
+// SENTRY_API_BASE on a host other than loopback, accepted through
+// SENTRY_API_ALLOW_HTTP.
+func (c *Config) Warnings() []string {
+	var out []string
+	if u, err := url.Parse(c.SentryAPIBase); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		out = append(out, fmt.Sprintf("SENTRY_API_BASE %s is cleartext http on a host other than loopback, accepted "+
+			"because SENTRY_API_ALLOW_HTTP=true: the Sentry token crosses the network unencrypted", origin(u)))
+	}
+	return out
 }
 
 // normalisePrefix returns p without leading "/" and with a trailing "/".

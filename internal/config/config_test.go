@@ -162,7 +162,7 @@ func TestLoad_errors(t *testing.T) {
 		{name: "token_missing", env: map[string]string{"SENTRY_AUTH_TOKEN": ""},
 			wantErr: []string{`SENTRY_AUTH_TOKEN is required`}},
 		{name: "api_base_relative", env: map[string]string{"SENTRY_API_BASE": "sentry.io"},
-			wantErr: []string{`SENTRY_API_BASE must be an absolute http(s) URL`, `got "sentry.io"`}},
+			wantErr: []string{`SENTRY_API_BASE must be an absolute http(s) URL`, `not scheme://host`}},
 		{name: "api_base_ftp", env: map[string]string{"SENTRY_API_BASE": "ftp://sentry.io"},
 			wantErr: []string{`SENTRY_API_BASE must be an absolute http(s) URL`}},
 		{name: "api_base_with_api_0", env: map[string]string{"SENTRY_API_BASE": "https://sentry.io/api/0/"},

@@ -120,8 +120,16 @@ func WithLogger(ctx context.Context, logger *slog.Logger) context.Context {
 // FromContext returns the logger carried by ctx, or slog.Default() when there
 // is none.
 func FromContext(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(contextKey{}).(*slog.Logger); ok && l != nil {
+	if l, ok := FromContextOK(ctx); ok {
 		return l
 	}
 	return slog.Default()
+}
+
+// FromContextOK returns the logger carried by ctx and true, or nil and false
+// when there is none, for code that has a better fallback than
+// slog.Default().
+func FromContextOK(ctx context.Context) (*slog.Logger, bool) {
+	l, ok := ctx.Value(contextKey{}).(*slog.Logger)
+	return l, ok && l != nil
 }

@@ -136,6 +136,12 @@ func TestContext(t *testing.T) {
 		t.Errorf("got %p, want %p", got, logger)
 	}
 	FromContext(ctx).InfoContext(ctx, "through t.Log", "key", "value")
+	if got, ok := FromContextOK(ctx); !ok || got != logger {
+		t.Errorf("FromContextOK got %p, %v, want %p, true", got, ok, logger)
+	}
+	if got, ok := FromContextOK(t.Context()); ok || got != nil {
+		t.Errorf("FromContextOK of an empty context got %p, %v, want nil, false", got, ok)
+	}
 }
 
 func TestTraceAttrs(t *testing.T) {

@@ -27,9 +27,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/secops-collectors/sentry-gcs/internal/buildinfo"
 	"github.com/secops-collectors/sentry-gcs/internal/clock"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 )
 
 // DefaultBaseURL is Sentry SaaS (the control silo, which forwards region
@@ -40,9 +42,20 @@ const (
 	defaultMaxAttempts = 8
 	backoffBase        = 500 * time.Millisecond
 	backoffMax         = 30 * time.Second
-	maxBodyBytes       = 256 << 20
 	defaultHTTPTimeout = 2 * time.Minute
+	// maxDetailLen bounds each text an APIError takes from the answer
+	// (detail, code, slug, Location).
+	maxDetailLen = 300
 )
+
+// DefaultMaxBodyBytes is the default limit of one answer's body. A page has at
+// most 100 rows, and the list endpoints return event and issue summaries
+// (not full event payloads: Sentry refuses events over 1 MB even at
+// ingestion), so real pages are a few hundred KB. Reading a body costs about
+// twice its size (the growing buffer, then the rows kept from it), and a few
+// pages may be in flight at once (one per stream): 32 MiB leaves that well
+// inside the 512 MiB Cloud Run container, where 256 MiB did not.
+const DefaultMaxBodyBytes = 32 << 20
 
 // Options configure a Client.
 type Options struct {
@@ -53,7 +66,10 @@ type Options struct {
 	Limiters    *Limiters    // process-wide registry; nil => private one
 	Clock       clock.Clock  // default clock.Real{}
 	MaxAttempts int          // per request incl. first; default 8; retries also bounded by ctx
-	Logger      *slog.Logger // optional
+	Logger      *slog.Logger // for calls whose context carries no logger (logging.WithLogger); optional
+	// MaxBodyBytes limits one answer's body; a larger one is a permanent
+	// *BodyTooLargeError. Default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
 }
 
 // Client calls Sentry's web API. It is safe for concurrent use.
@@ -68,6 +84,7 @@ type Client struct {
 	clock       clock.Clock
 	maxAttempts int
 	logger      *slog.Logger
+	maxBody     int64
 	metrics     *metrics
 }
 
@@ -97,6 +114,9 @@ func New(opts Options) (*Client, error) {
 	if opts.MaxAttempts < 0 {
 		return nil, fmt.Errorf("sentry: MaxAttempts must not be negative, got %d", opts.MaxAttempts)
 	}
+	if opts.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("sentry: MaxBodyBytes must not be negative, got %d", opts.MaxBodyBytes)
+	}
 	if opts.BaseURL == "" {
 		opts.BaseURL = DefaultBaseURL
 	}
@@ -113,6 +133,7 @@ func New(opts Options) (*Client, error) {
 		clock:       opts.Clock,
 		maxAttempts: opts.MaxAttempts,
 		logger:      opts.Logger,
+		maxBody:     opts.MaxBodyBytes,
 		metrics:     &metrics{},
 	}
 	if c.userAgent == "" {
@@ -126,6 +147,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if c.maxAttempts == 0 {
 		c.maxAttempts = defaultMaxAttempts
+	}
+	if c.maxBody == 0 {
+		c.maxBody = DefaultMaxBodyBytes
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
@@ -214,6 +238,11 @@ func (c *Client) get(ctx context.Context, cl call, decode func(body []byte, h ht
 			return c.giveUp(cl, attempt-1, lastErr, last429, err)
 		}
 		status, hdr, body, err := c.do(ctx, u)
+		if tl := (*BodyTooLargeError)(nil); errors.As(err, &tl) {
+			lim.release(c.clock, status, parseRateHeaders(hdr), false)
+			tl.Endpoint, tl.Path = cl.endpoint, cl.path
+			return tl
+		}
 		if err != nil {
 			lim.releaseNoResponse()
 			if ctx.Err() != nil {
@@ -264,15 +293,25 @@ func (c *Client) get(ctx context.Context, cl call, decode func(body []byte, h ht
 		if !last429 || !lim.blocked(c.clock) {
 			wait = backoff(attempt)
 		}
-		c.logger.WarnContext(ctx, "sentry request failed, retrying",
+		c.loggerFor(ctx).WarnContext(ctx, "sentry request failed, retrying",
 			"endpoint", cl.endpoint, "attempt", attempt, "max_attempts", c.maxAttempts,
-			"backoff", wait, "error", lastErr.Error())
+			"backoff_seconds", wait.Seconds(), "error", lastErr.Error())
 		if wait > 0 {
 			if err := c.clock.Sleep(ctx, wait); err != nil {
 				return c.giveUp(cl, attempt, lastErr, last429, err)
 			}
 		}
 	}
+}
+
+// loggerFor returns the logger of ctx when it carries one (a push request's
+// logger has its trace and message id), else the client's: the client is
+// shared by the whole process and its own logger knows no request.
+func (c *Client) loggerFor(ctx context.Context) *slog.Logger {
+	if l, ok := logging.FromContextOK(ctx); ok {
+		return l
+	}
+	return c.logger
 }
 
 // giveUp builds the error returned when attempts or the context ran out.
@@ -318,7 +357,9 @@ func (l *limiter) blocked(clk clock.Clock) bool {
 	return clk.Now().Before(l.blockedUntil)
 }
 
-// do sends one GET and reads the whole body.
+// do sends one GET and reads the whole body. A body over c.maxBody is a
+// *BodyTooLargeError (with the status and headers), detected from the
+// Content-Length before reading when there is one.
 func (c *Client) do(ctx context.Context, u string) (int, http.Header, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -333,16 +374,20 @@ func (c *Client) do(ctx context.Context, u string) (int, http.Header, []byte, er
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
+	tooLarge := &BodyTooLargeError{StatusCode: resp.StatusCode, Limit: c.maxBody}
+	if resp.ContentLength > c.maxBody {
+		return resp.StatusCode, resp.Header, nil, tooLarge
+	}
 	var buf bytes.Buffer
-	if resp.ContentLength > 0 && resp.ContentLength < maxBodyBytes {
+	if resp.ContentLength > 0 {
 		buf.Grow(int(resp.ContentLength))
 	}
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBodyBytes+1))
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("failed to read response body (HTTP %d): %w", resp.StatusCode, err)
 	}
-	if n > maxBodyBytes {
-		return 0, nil, nil, fmt.Errorf("response body exceeds %d bytes", maxBodyBytes)
+	if n > c.maxBody {
+		return resp.StatusCode, resp.Header, nil, tooLarge
 	}
 	return resp.StatusCode, resp.Header, buf.Bytes(), nil
 }
@@ -361,11 +406,15 @@ func (c *Client) redact(s string) string {
 }
 
 // apiError turns a non-2xx answer into an *APIError; the body is only mined
-// for Sentry's "detail" (and a renamed project's new slug).
+// for Sentry's "detail" (and a renamed project's new slug). Every text taken
+// from the answer is redacted first and then abbreviated to maxDetailLen:
+// abbreviating first could cut an echoed token so that the redaction no
+// longer matches and most of it stays, and an unbounded detail makes log
+// lines that Cloud Logging drops (over 256 KB).
 func (c *Client) apiError(cl call, status int, hdr http.Header, body []byte) *APIError {
 	e := &APIError{StatusCode: status, Endpoint: cl.endpoint, Path: cl.path, Scope: cl.scope}
 	if status >= 300 && status < 400 {
-		e.Location = c.redact(hdr.Get("Location"))
+		e.Location = hdr.Get("Location")
 	}
 	mt, _, _ := mime.ParseMediaType(hdr.Get("Content-Type"))
 	trimmed := bytes.TrimSpace(body)
@@ -375,14 +424,14 @@ func (c *Client) apiError(cl call, status int, hdr http.Header, body []byte) *AP
 		if mt == "" {
 			mt = "unknown content type"
 		}
-		e.Detail = fmt.Sprintf("non-JSON response body (%s, %d bytes)", mt, len(body))
+		e.Detail = fmt.Sprintf("non-JSON response body (%s, %d bytes)", c.clip(mt), len(body))
 	default:
 		var doc struct {
 			Detail json.RawMessage `json:"detail"`
 			Slug   string          `json:"slug"`
 		}
 		if trimmed[0] != '{' || json.Unmarshal(trimmed, &doc) != nil || len(doc.Detail) == 0 {
-			e.Detail = abbreviate(string(trimmed), 300)
+			e.Detail = string(trimmed)
 			break
 		}
 		var s string
@@ -403,16 +452,17 @@ func (c *Client) apiError(cl call, status int, hdr http.Header, body []byte) *AP
 				}
 			}
 			if e.Detail == "" && e.Code == "" && e.NewSlug == "" {
-				e.Detail = abbreviate(string(doc.Detail), 300)
+				e.Detail = string(doc.Detail)
 			}
 		}
 		if doc.Slug != "" {
 			e.NewSlug = doc.Slug
 		}
 	}
-	e.Detail = c.redact(e.Detail)
-	e.Code = c.redact(e.Code)
-	e.NewSlug = c.redact(e.NewSlug)
+	e.Detail = c.clip(e.Detail)
+	e.Code = c.clip(e.Code)
+	e.NewSlug = c.clip(e.NewSlug)
+	e.Location = c.clip(e.Location)
 	if status >= 300 && status < 400 && e.Detail == "" {
 		if e.NewSlug != "" {
 			e.Detail = "project moved"
@@ -423,9 +473,19 @@ func (c *Client) apiError(cl call, status int, hdr http.Header, body []byte) *AP
 	return e
 }
 
+// clip redacts the token from s, then abbreviates it to maxDetailLen bytes.
+func (c *Client) clip(s string) string {
+	return abbreviate(c.redact(s), maxDetailLen)
+}
+
+// abbreviate cuts s to at most n bytes, at a character boundary, and marks
+// the cut with "…".
 func abbreviate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

@@ -100,7 +100,8 @@ func quoteHint(s string) string { return `"` + s + `"` }
 // IsPermanent reports whether err is a configuration or request error that a
 // retry cannot fix: 3xx (renamed project), 400 (except "Query timeout…"), 401,
 // 403, 404 and the other 4xx except 408 and 429; also answers whose JSON has
-// an unexpected shape and invalid queries rejected before sending.
+// an unexpected shape, answers larger than the body limit, and invalid
+// queries rejected before sending.
 func IsPermanent(err error) bool {
 	if err == nil {
 		return false
@@ -111,6 +112,10 @@ func IsPermanent(err error) bool {
 	}
 	var se *ShapeError
 	if errors.As(err, &se) {
+		return true
+	}
+	var tl *BodyTooLargeError
+	if errors.As(err, &tl) {
 		return true
 	}
 	var qe *QueryError
@@ -139,6 +144,37 @@ type ShapeError struct {
 
 func (e *ShapeError) Error() string {
 	return "sentry: " + e.Endpoint + ": unexpected response: " + e.Msg
+}
+
+// BodyTooLargeError is an answer whose body exceeds the client's limit
+// (Options.MaxBodyBytes). It is permanent: the same request returns the same
+// page, and reading it whole could exhaust the container's memory. Nothing
+// of the body is used, so nothing is silently truncated.
+type BodyTooLargeError struct {
+	// Endpoint is the method and path template; Path the concrete path.
+	Endpoint string
+	Path     string
+	// StatusCode is the answer's HTTP status.
+	StatusCode int
+	// Limit is the limit in bytes.
+	Limit int64
+}
+
+func (e *BodyTooLargeError) Error() string {
+	method, _, _ := strings.Cut(e.Endpoint, " ")
+	return fmt.Sprintf("sentry: %s %s: response body (HTTP %d) exceeds the %s limit; not retried: the same request "+
+		"returns the same body", method, e.Path, e.StatusCode, formatBytes(e.Limit))
+}
+
+// formatBytes renders n as whole MiB or KiB when exact, else in bytes.
+func formatBytes(n int64) string {
+	switch {
+	case n > 0 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n > 0 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // QueryError is an invalid query rejected before anything was sent.

@@ -26,7 +26,10 @@ const (
 	initialDefaultConcurrency = 25
 	maxConcurrency            = 64
 	// maxResetWait caps a wait derived from X-Sentry-Rate-Limit-Reset, in case
-	// the header or the clocks are off.
+	// the header or the clocks are off. Sentry's windows are at most a few
+	// minutes long; a reset hours ahead (or at 1e11 s) is wrong and must not
+	// block a token's endpoint group for the life of the process. The cap
+	// applies to the reset as stored, so every wait derived from it is capped.
 	maxResetWait = 5 * time.Minute
 	// resetJitter is the random delay added after a reset so that callers
 	// sharing a budget do not all fire at the window's first instant.
@@ -152,7 +155,7 @@ func (l *limiter) acquire(ctx context.Context, clk clock.Clock) (time.Duration, 
 		}
 		if l.remaining == 0 && now.Before(l.reset) {
 			// Our own reservations used the budget up; wait for the reset.
-			l.blockedUntil = l.reset.Add(resetJitter())
+			l.blockedUntil = capReset(l.reset, now).Add(resetJitter())
 			l.mu.Unlock()
 			continue
 		}
@@ -229,13 +232,15 @@ func (l *limiter) release(clk clock.Clock, status int, rh rateHeaders, concurren
 	if rh.limit > 0 {
 		l.limit = rh.limit
 	}
-	if rh.remaining >= 0 && !rh.reset.IsZero() {
+	// Every later wait derives from the stored reset: cap it once here.
+	reset := capReset(rh.reset, now)
+	if rh.remaining >= 0 && !reset.IsZero() {
 		// Requests still in flight may not be counted by Sentry yet.
 		rem := max(0, rh.remaining-l.inFlight)
 		switch {
-		case rh.reset.After(l.reset):
-			l.reset, l.remaining = rh.reset, rem // a newer window
-		case rh.reset.Equal(l.reset):
+		case reset.After(l.reset):
+			l.reset, l.remaining = reset, rem // a newer window
+		case reset.Equal(l.reset):
 			if l.remaining < 0 || rem < l.remaining {
 				l.remaining = rem
 			}
@@ -244,31 +249,35 @@ func (l *limiter) release(clk clock.Clock, status int, rh rateHeaders, concurren
 	}
 	if status == http.StatusTooManyRequests && !concurrency429 {
 		l.remaining = 0
-		if rh.reset.After(now) && rh.reset.After(l.reset) {
-			l.reset = rh.reset
+		if reset.After(now) && reset.After(l.reset) {
+			l.reset = reset
 		}
-		if rh.reset.After(now) {
-			until := rh.reset
-			if until.Sub(now) > maxResetWait {
-				until = now.Add(maxResetWait)
-			}
-			until = until.Add(resetJitter())
-			if until.After(l.blockedUntil) {
-				l.blockedUntil = until
-			}
+		if reset.After(now) {
+			l.blockUntilLocked(reset.Add(resetJitter()))
 		}
 		return
 	}
 	if l.remaining == 0 && l.reset.After(now) {
-		until := l.reset
-		if until.Sub(now) > maxResetWait {
-			until = now.Add(maxResetWait)
-		}
-		until = until.Add(resetJitter())
-		if until.After(l.blockedUntil) {
-			l.blockedUntil = until
-		}
+		l.blockUntilLocked(capReset(l.reset, now).Add(resetJitter()))
 	}
+}
+
+// blockUntilLocked extends blockedUntil to until. l.mu must be held.
+func (l *limiter) blockUntilLocked(until time.Time) {
+	if until.After(l.blockedUntil) {
+		l.blockedUntil = until
+	}
+}
+
+// capReset returns reset, but no later than maxResetWait minus the largest
+// jitter from now, so that a wait until the reset plus jitter stays within
+// maxResetWait. The zero time stays zero (no reset known).
+func capReset(reset, now time.Time) time.Time {
+	const maxWait = maxResetWait - resetJitterMax
+	if reset.IsZero() || reset.Sub(now) <= maxWait {
+		return reset
+	}
+	return now.Add(maxWait)
 }
 
 // releaseNoResponse frees a slot after a transport error.

@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -15,6 +17,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +28,23 @@ import (
 
 // CertsURL is where idtoken fetches Google's RS256 certificates.
 const CertsURL = "https://www.googleapis.com/oauth2/v3/certs"
+
+// IAPCertsURL is where idtoken fetches the ES256 (IAP) certificates. The
+// signer serves one P-256 key there under ESKeyID, so that a test can reach
+// idtoken's ES256 code path.
+const (
+	IAPCertsURL = "https://www.gstatic.com/iap/verify/public_key-jwk"
+	ESKeyID     = "test-es256-key"
+)
+
+// esKey is the P-256 key served at IAPCertsURL.
+var esKey = sync.OnceValue(func() *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
 
 // Signer holds a signing key and serves its public half as a JWKS.
 type Signer struct {
@@ -45,10 +65,39 @@ func NewSigner(tb testing.TB) *Signer {
 }
 
 // HTTPClient returns a client that answers CertsURL with this signer's JWKS
-// and fails every other request, so nothing leaves the process.
+// (and IAPCertsURL with a P-256 key) and fails every other request, so
+// nothing leaves the process.
 func (s *Signer) HTTPClient() *http.Client {
-	return &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
-		if r.URL.String() != CertsURL {
+	return &http.Client{Transport: s.Transport()}
+}
+
+// Transport is the RoundTripper of HTTPClient.
+func (s *Signer) Transport() http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		var keys []map[string]string
+		switch r.URL.String() {
+		case CertsURL:
+			s.certFetches.Add(1)
+			keys = []map[string]string{{
+				"kty": "RSA",
+				"alg": "RS256",
+				"use": "sig",
+				"kid": s.KeyID,
+				"n":   base64.RawURLEncoding.EncodeToString(s.Key.N.Bytes()),
+				"e":   base64.RawURLEncoding.EncodeToString(big.NewInt(int64(s.Key.E)).Bytes()),
+			}}
+		case IAPCertsURL:
+			k := esKey()
+			keys = []map[string]string{{
+				"kty": "EC",
+				"alg": "ES256",
+				"crv": "P-256",
+				"use": "sig",
+				"kid": ESKeyID,
+				"x":   base64.RawURLEncoding.EncodeToString(k.X.FillBytes(make([]byte, 32))),
+				"y":   base64.RawURLEncoding.EncodeToString(k.Y.FillBytes(make([]byte, 32))),
+			}}
+		default:
 			return &http.Response{
 				StatusCode: http.StatusNotFound,
 				Header:     http.Header{},
@@ -56,15 +105,7 @@ func (s *Signer) HTTPClient() *http.Client {
 				Request:    r,
 			}, nil
 		}
-		s.certFetches.Add(1)
-		body, err := json.Marshal(map[string]any{"keys": []map[string]string{{
-			"kty": "RSA",
-			"alg": "RS256",
-			"use": "sig",
-			"kid": s.KeyID,
-			"n":   base64.RawURLEncoding.EncodeToString(s.Key.N.Bytes()),
-			"e":   base64.RawURLEncoding.EncodeToString(big.NewInt(int64(s.Key.E)).Bytes()),
-		}}})
+		body, err := json.Marshal(map[string]any{"keys": keys})
 		if err != nil {
 			return nil, err
 		}
@@ -74,7 +115,7 @@ func (s *Signer) HTTPClient() *http.Client {
 			Body:       io.NopCloser(bytes.NewReader(body)),
 			Request:    r,
 		}, nil
-	})}
+	})
 }
 
 // CertFetches reports how many times the JWKS was fetched.
@@ -133,6 +174,23 @@ func Sign(tb testing.TB, key *rsa.PrivateKey, kid string, claims Claims) string 
 		tb.Fatalf("failed to sign token: %v", err)
 	}
 	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// Forge builds a token with the given header and claims and a signature of
+// sig (raw bytes, base64url-encoded here), without signing anything: for
+// tokens that must be refused before any signature check.
+func Forge(tb testing.TB, header map[string]string, claims Claims, sig []byte) string {
+	tb.Helper()
+	h, err := json.Marshal(header)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(payload) + "." +
+		base64.RawURLEncoding.EncodeToString(sig)
 }
 
 type roundTripper func(*http.Request) (*http.Response, error)
