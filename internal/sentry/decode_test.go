@@ -23,18 +23,18 @@ func simpleEvent(i int, projectID string, ts time.Time) string {
 		i+1, i+1, projectID, ts.UTC().Format(time.RFC3339))
 }
 
-func eventsPage(n int) []byte {
-	var b strings.Builder
-	b.WriteByte('[')
+// eventsRows renders n rows of one project, newest first, one second apart.
+func eventsRows(n int) []string {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(simpleEvent(i, "4508123", t0.Add(-time.Duration(i)*time.Second)))
+	rows := make([]string, n)
+	for i := range rows {
+		rows[i] = simpleEvent(i, "4508123", t0.Add(-time.Duration(i)*time.Second))
 	}
-	b.WriteByte(']')
-	return []byte(b.String())
+	return rows
+}
+
+func eventsPage(n int) []byte {
+	return []byte("[" + strings.Join(eventsRows(n), ",") + "]")
 }
 
 func TestDecodeEvents(t *testing.T) {
@@ -103,6 +103,14 @@ func TestDecodeEvents(t *testing.T) {
 				{ID: "a1", ProjectID: "7", Raw: json.RawMessage(`{"id":"a1","projectID":"7","m":"a, b: {c}"}`)},
 				{ID: "b2", ProjectID: "7", Raw: json.RawMessage(`{"id":"b2","projectID":"7"}`)},
 			}},
+		// encoding/json validates the whole body before decoding, so a
+		// truncated body is retried even when an earlier row has the wrong
+		// shape (the scanner stopped at that row and failed permanently).
+		{name: "shape_error_before_truncation_is_syntax", body: `["a",{"id":`, wantErr: errSyntax},
+		// Sentry never repeats a key; if it did, the last value is read, as
+		// by encoding/json and most JSON readers of the NDJSON downstream.
+		{name: "duplicate_keys_last_wins", body: `[{"id":"a1","projectID":"7","id":"a2","dateCreated":5,"dateCreated":"2026-03-01T12:00:00Z"}]`,
+			want: []Event{{ID: "a2", ProjectID: "7", DateCreated: t0, Raw: json.RawMessage(`{"id":"a1","projectID":"7","id":"a2","dateCreated":5,"dateCreated":"2026-03-01T12:00:00Z"}`)}}},
 		{name: "bad_date_is_returned_invalid", body: `[{"id":"a","projectID":"7","dateCreated":"yesterday"},{"id":"b","projectID":"7","dateCreated":"2026-03-01T12:00:00Z"}]`,
 			want: []Event{
 				{ID: "a", ProjectID: "7", Raw: json.RawMessage(`{"id":"a","projectID":"7","dateCreated":"yesterday"}`)},
@@ -278,29 +286,36 @@ func TestDecodeErrorClasses(t *testing.T) {
 	}
 }
 
-func TestDecodeEventsRawIsSubsliceOfBody(t *testing.T) {
+// TestDecodeEventsRawIsRowBytes checks that each Raw is exactly the bytes
+// Sentry sent for its row, and that rows share no memory with each other or
+// with the body: appending to one (as a writer adding "\n" might) changes
+// neither the next row nor the body.
+func TestDecodeEventsRawIsRowBytes(t *testing.T) {
 	t.Parallel()
 
+	rows := eventsRows(3)
 	body := eventsPage(3)
+	orig := bytes.Clone(body)
 	evs, err := decodeEvents(body, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rows []json.RawMessage
-	if err := json.Unmarshal(body, &rows); err != nil {
-		t.Fatal(err)
+	if len(evs) != len(rows) {
+		t.Fatalf("%d rows, want %d", len(evs), len(rows))
 	}
 	for i, e := range evs {
-		if !bytes.Equal(e.Raw, rows[i]) {
-			t.Errorf("row %d: raw bytes differ from the body's", i)
+		if string(e.Raw) != rows[i] {
+			t.Errorf("row %d: Raw differs from the bytes sent:\n got %s\nwant %s", i, e.Raw, rows[i])
 		}
-		if cap(e.Raw) != len(e.Raw) {
-			t.Errorf("row %d: cap %d > len %d; appending would overwrite the next row", i, cap(e.Raw), len(e.Raw))
+		_ = append(e.Raw, "\n{\"x\":1}"...)
+	}
+	for i, e := range evs {
+		if string(e.Raw) != rows[i] {
+			t.Errorf("row %d changed when another row was appended to", i)
 		}
-		// Shares memory with body: no copy was made.
-		if &e.Raw[0] != &body[bytes.Index(body, rows[i])] {
-			t.Errorf("row %d is a copy, want a sub-slice of the body", i)
-		}
+	}
+	if !bytes.Equal(body, orig) {
+		t.Error("the body changed when a row was appended to")
 	}
 }
 
@@ -505,47 +520,49 @@ func TestDecodeOtherEndpoints(t *testing.T) {
 	})
 }
 
-func TestFastRFC3339MatchesTimeParse(t *testing.T) {
-	t.Parallel()
-
+// FuzzDecodeEvents checks the events decoder's contract on any input: a
+// body that is not JSON wraps errSyntax (the client retries it) and yields no
+// rows; valid JSON either decodes or wraps errShape, never both; and the rows
+// of a decoded page, joined in order, are the body without its insignificant
+// whitespace (nothing re-encoded, reordered or lost), each one NDJSON line.
+func FuzzDecodeEvents(f *testing.F) {
 	for _, s := range []string{
-		"2026-03-01T12:00:00Z", "2026-03-01T12:00:00.5Z", "2026-03-01T12:00:00.123456Z", "2026-03-01T12:00:00.123456789Z",
-		"2024-02-29T23:59:59Z", "2026-02-30T00:00:00Z", "2026-13-01T00:00:00Z", "2026-03-01T24:00:00Z", "2026-03-01T12:00:00.Z",
-		"2026-03-01 12:00:00Z", "2026-03-01T12:00:00.1234567890Z",
+		`[]`, `null`, `{"detail":"x"}`, `[{"id":"x"}`, `["a",{"id":`, `[{"a":[1,-0.5e+3,true,false,null,"\u00e9\n"]}]`,
+		`[{"id":"\ud800","projectID":7}]`, `[{"id":"a","id":"b"}]`, "[ {\"id\" : \"a b\" } ,\n{}\t]\r\n", `[01]`, `[1.]`, `[{},]`,
+		string(eventsPage(2)),
 	} {
-		want, werr := time.Parse(time.RFC3339Nano, s)
-		got, ok := fastRFC3339([]byte(s))
-		if !ok {
-			continue // falls back to time.Parse
-		}
-		if werr != nil || !got.Equal(want) {
-			t.Errorf("fastRFC3339(%q) = %v, time.Parse = %v, %v", s, got, want, werr)
-		}
-	}
-}
-
-// FuzzScanValue checks that the row scanner accepts exactly what
-// encoding/json accepts.
-func FuzzScanValue(f *testing.F) {
-	for _, s := range []string{`[]`, `{"a":[1,-0.5e+3,true,false,null,"\u00e9\n"]}`, `[{"id":"x"}`, `"\ud800"`, `01`, `1.`, `[1,]`, " [ ] ", string(eventsPage(2))} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, d []byte) {
-		got := validJSON(d) == nil
-		if want := json.Valid(d); got != want {
-			t.Fatalf("validJSON(%q) = %v, json.Valid = %v", d, got, want)
-		}
-		// scanRows never hands out rows of an invalid body, and rows are valid.
-		n := 0
-		err := scanRows(d, eventKeys, func(row []byte, _ [][]byte) error {
-			if !json.Valid(row) {
-				t.Fatalf("row %q is not valid JSON", row)
+		evs, err := decodeEvents(d, 100)
+		switch {
+		case !json.Valid(d):
+			if !errors.Is(err, errSyntax) || errors.Is(err, errShape) || evs != nil {
+				t.Fatalf("invalid JSON %q: got %d rows, error %v; want none and errSyntax only", d, len(evs), err)
 			}
-			n++
-			return nil
-		})
-		if err == nil && !json.Valid(d) {
-			t.Fatalf("scanRows accepted invalid %q", d)
+		case err != nil:
+			if !errors.Is(err, errShape) || errors.Is(err, errSyntax) {
+				t.Fatalf("valid JSON %q: error %v; want errShape only", d, err)
+			}
+		default:
+			var want, got bytes.Buffer
+			if err := json.Compact(&want, d); err != nil {
+				t.Fatal(err)
+			}
+			got.WriteByte('[')
+			for i, e := range evs {
+				if i > 0 {
+					got.WriteByte(',')
+				}
+				if len(e.Raw) == 0 || e.Raw[0] != '{' || bytes.ContainsAny(e.Raw, "\r\n") {
+					t.Fatalf("row %d of %q is not a one-line object: %q", i, d, e.Raw)
+				}
+				got.Write(e.Raw)
+			}
+			got.WriteByte(']')
+			if !bytes.Equal(got.Bytes(), want.Bytes()) {
+				t.Fatalf("rows of %q joined = %s, want the compacted body %s", d, got.Bytes(), want.Bytes())
+			}
 		}
 	})
 }
