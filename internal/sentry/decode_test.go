@@ -103,9 +103,9 @@ func TestDecodeEvents(t *testing.T) {
 				{ID: "a1", ProjectID: "7", Raw: json.RawMessage(`{"id":"a1","projectID":"7","m":"a, b: {c}"}`)},
 				{ID: "b2", ProjectID: "7", Raw: json.RawMessage(`{"id":"b2","projectID":"7"}`)},
 			}},
-		// encoding/json validates the whole body before decoding, so a
+		// The whole body is validated before any shape check, so a
 		// truncated body is retried even when an earlier row has the wrong
-		// shape (the scanner stopped at that row and failed permanently).
+		// shape (stopping at that row would fail the page permanently).
 		{name: "shape_error_before_truncation_is_syntax", body: `["a",{"id":`, wantErr: errSyntax},
 		// Sentry never repeats a key; if it did, the last value is read, as
 		// by encoding/json and most JSON readers of the NDJSON downstream.
