@@ -3,109 +3,264 @@ package sentry
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
 
-var eventKeys = []string{"id", "projectID", "dateCreated"}
+// Response bodies are decoded with encoding/json. A page is split into
+// []json.RawMessage rows, which keeps each row's bytes exactly as Sentry sent
+// them (a RawMessage is never re-encoded), and a small struct per endpoint
+// reads the few fields the client needs. json.Unmarshal checks the whole body
+// before it decodes anything, so a truncated or non-JSON body yields no rows.
+//
+// Keys are matched as encoding/json matches them: the last of repeated keys
+// wins, and a key differing only in case (say "ID") matches too. Sentry's
+// serializers write each top-level key once and in one spelling.
 
-// decodeEvents splits a project-events page into rows. Each Event.Raw is a
-// sub-slice of body (its exact bytes); only id, projectID and dateCreated are
-// decoded. capHint pre-sizes the result (the requested page size). A row
+// errSyntax is wrapped by the decoders' errors for a body that is not JSON
+// (truncated, an HTML error page): the client retries it.
+var errSyntax = errors.New("invalid JSON")
+
+// errMalformed is a 2xx answer that cannot be trusted (a missing
+// pagination Link header): retried like errSyntax.
+var errMalformed = errors.New("malformed response")
+
+// errShape is a valid JSON document of an unexpected shape: the client does
+// not retry it.
+var errShape = errors.New("unexpected JSON shape")
+
+// jsonErr classifies an error from encoding/json: invalid JSON wraps
+// errSyntax; anything else (a value of the wrong type) wraps errShape.
+func jsonErr(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w: %v (offset %d)", errSyntax, err, se.Offset)
+	}
+	return fmt.Errorf("%w: %v", errShape, err)
+}
+
+// validJSON reports whether d is one valid JSON value (with optional
+// surrounding whitespace); its error wraps errSyntax.
+func validJSON(d []byte) error {
+	if json.Valid(d) {
+		return nil
+	}
+	return jsonErr(json.Unmarshal(d, new(json.RawMessage)))
+}
+
+// splitRows splits body, a JSON array of objects, into its rows. A row is
+// written as one NDJSON line, so insignificant whitespace is removed from it
+// (see compact); Sentry sends compact JSON, so rows are normally kept as sent.
+func splitRows(body []byte) ([]json.RawMessage, error) {
+	var rows []json.RawMessage
+	if err := json.Unmarshal(body, &rows); err != nil {
+		return nil, jsonErr(err)
+	}
+	if rows == nil {
+		return nil, fmt.Errorf("%w: expected a JSON array, got null", errShape)
+	}
+	var scratch bytes.Buffer
+	for i, row := range rows {
+		if row[0] != '{' {
+			return nil, fmt.Errorf("%w: expected rows to be objects, row %d is not", errShape, i)
+		}
+		var err error
+		if rows[i], err = compact(row, &scratch); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
+}
+
+// decodeRows splits body, a JSON array of objects, into its rows (see
+// splitRows) and decodes the fields the client reads from every row into an F,
+// in one json.Unmarshal call: fields[i] belongs to rows[i].
+func decodeRows[F any](body []byte) (rows []json.RawMessage, fields []F, err error) {
+	if rows, err = splitRows(body); err != nil {
+		return nil, nil, err
+	}
+	fields = make([]F, 0, len(rows))
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, nil, jsonErr(err)
+	}
+	return rows, fields, nil
+}
+
+// compact returns the valid JSON value v without insignificant whitespace:
+// v itself when it has none, else a compacted copy. json.Compact only drops
+// whitespace; it never re-encodes what it keeps.
+func compact(v []byte, scratch *bytes.Buffer) ([]byte, error) {
+	if !bytes.ContainsAny(v, " \t\r\n") {
+		return v, nil
+	}
+	scratch.Reset()
+	if err := json.Compact(scratch, v); err != nil {
+		return nil, jsonErr(err)
+	}
+	if scratch.Len() == len(v) { // the spaces were inside strings
+		return v, nil
+	}
+	return bytes.Clone(scratch.Bytes()), nil
+}
+
+// text is a field read as a string: a JSON string, or a number kept as
+// written (Sentry sends some ids as numbers); null or absent is "". Any other
+// kind sets bad, which each decoder turns into an invalid row or an errShape.
+type text struct {
+	s   string
+	bad bool
+}
+
+func (t *text) UnmarshalJSON(b []byte) error {
+	*t = text{}
+	switch c := b[0]; {
+	case c == '"':
+		if bytes.IndexByte(b, '\\') < 0 {
+			t.s = string(b[1 : len(b)-1])
+			return nil
+		}
+		return json.Unmarshal(b, &t.s)
+	case c == '-' || ('0' <= c && c <= '9'):
+		t.s = string(b)
+	case c == 'n':
+	default:
+		t.bad = true
+	}
+	return nil
+}
+
+// timestamp is a field read as an RFC 3339 time, with or without fractional
+// seconds ("2026-01-02T03:04:05Z", "…05.123Z", "…05.123000Z", "…05+00:00"),
+// in UTC. A naive time is UTC, as in Sentry. Anything else (not a string, not
+// a time) leaves the zero time: the row is invalid, the page is not.
+type timestamp struct{ t time.Time }
+
+func (ts *timestamp) UnmarshalJSON(b []byte) error {
+	ts.t = parseTimestamp(b)
+	return nil
+}
+
+func parseTimestamp(b []byte) time.Time {
+	var t time.Time
+	// time.Time reads a JSON RFC 3339 string (or null) without allocating.
+	if t.UnmarshalJSON(b) == nil {
+		return t.UTC()
+	}
+	// It does not unescape the string, nor accept a naive time.
+	var s string
+	if b[0] != '"' || json.Unmarshal(b, &s) != nil {
+		return time.Time{}
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
+}
+
+type eventFields struct {
+	ID          text      `json:"id"`
+	ProjectID   text      `json:"projectID"`
+	DateCreated timestamp `json:"dateCreated"`
+}
+
+// decodeEvents splits a project-events page into rows. Each Event.Raw is the
+// row's exact bytes; only id, projectID and dateCreated are decoded. A row
 // without a string id or with an unreadable dateCreated is returned with an
 // empty ID or a zero DateCreated rather than failing the page: callers count
 // such rows as invalid and skip them (one bad row must not block a project).
-func decodeEvents(body []byte, capHint int) ([]Event, error) {
-	if capHint <= 0 || capHint > 100 {
-		capHint = 100
-	}
-	events := make([]Event, 0, capHint)
-	var lastPID []byte
-	var lastPIDStr string
-	err := scanRows(body, eventKeys, func(row []byte, v [][]byte) error {
-		id, _ := jsonString(v[0]) // "" when missing or not a string: invalid row
-		var ok bool
-		// Rows of one page share the project id: reuse the string.
-		var pid string
-		if lastPID != nil && bytes.Equal(v[1], lastPID) {
-			pid = lastPIDStr
-		} else {
-			if pid, ok = jsonString(v[1]); !ok {
-				return fmt.Errorf("%w: event %s has an invalid \"projectID\"", errShape, id)
-			}
-			lastPID, lastPIDStr = v[1], pid
-		}
-		created, err := jsonTime(v[2])
-		if err != nil {
-			created = time.Time{} // invalid row
-		}
-		events = append(events, Event{ID: id, ProjectID: pid, DateCreated: created, Raw: json.RawMessage(row)})
-		return nil
-	})
+// The second argument, the requested page size, is not needed.
+func decodeEvents(body []byte, _ int) ([]Event, error) {
+	rows, fields, err := decodeRows[eventFields](body)
 	if err != nil {
 		return nil, err
+	}
+	events := make([]Event, 0, len(rows))
+	for i, f := range fields {
+		if f.ProjectID.bad {
+			return nil, fmt.Errorf("%w: event %s has an invalid \"projectID\"", errShape, f.ID.s)
+		}
+		events = append(events, Event{ID: f.ID.s, ProjectID: f.ProjectID.s, DateCreated: f.DateCreated.t, Raw: rows[i]})
 	}
 	return events, nil
 }
 
-var projectKeys = []string{"id", "slug", "name"}
-
-func decodeProjects(body []byte) ([]Project, error) {
-	var out []Project
-	err := scanRows(body, projectKeys, func(row []byte, v [][]byte) error {
-		id, ok1 := jsonString(v[0])
-		slug, ok2 := jsonString(v[1])
-		name, ok3 := jsonString(v[2])
-		if !ok1 || !ok2 || !ok3 || id == "" {
-			return fmt.Errorf("%w: project row %d lacks a string id, slug or name", errShape, len(out))
-		}
-		out = append(out, Project{ID: id, Slug: slug, Name: name, Raw: json.RawMessage(row)})
-		return nil
-	})
-	return out, err
+type projectFields struct {
+	ID   text `json:"id"`
+	Slug text `json:"slug"`
+	Name text `json:"name"`
 }
 
-var issueKeys = []string{"id", "project", "status", "level", "count", "firstSeen", "lastSeen"}
+func decodeProjects(body []byte) ([]Project, error) {
+	rows, fields, err := decodeRows[projectFields](body)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Project, 0, len(rows))
+	for i, f := range fields {
+		if f.ID.bad || f.Slug.bad || f.Name.bad || f.ID.s == "" {
+			return nil, fmt.Errorf("%w: project row %d lacks a string id, slug or name", errShape, i)
+		}
+		out = append(out, Project{ID: f.ID.s, Slug: f.Slug.s, Name: f.Name.s, Raw: rows[i]})
+	}
+	return out, nil
+}
+
+type issueFields struct {
+	ID        text            `json:"id"`
+	Project   json.RawMessage `json:"project"` // read only when an object
+	Status    text            `json:"status"`
+	Level     text            `json:"level"`
+	Count     text            `json:"count"`
+	FirstSeen timestamp       `json:"firstSeen"`
+	LastSeen  timestamp       `json:"lastSeen"`
+}
 
 // decodeIssues splits an issues page into rows. As for events, a row without
 // a string id or with an unreadable firstSeen or lastSeen is returned with an
 // empty ID or a zero time rather than failing the page: callers count such
 // rows as invalid and skip them (one bad row must not block the stream).
 func decodeIssues(body []byte) ([]Issue, error) {
-	var out []Issue
-	err := scanRows(body, issueKeys, func(row []byte, v [][]byte) error {
-		var is Issue
-		var ok bool
-		is.ID, _ = jsonString(v[0]) // "" when missing or not a string: invalid row
-		if len(v[1]) > 0 && v[1][0] == '{' {
-			pv, err := objectMembers(v[1], []string{"id"})
-			if err != nil {
-				return fmt.Errorf("issue %s project: %w", is.ID, err)
+	rows, fields, err := decodeRows[issueFields](body)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Issue, 0, len(rows))
+	for i, f := range fields {
+		is := Issue{ID: f.ID.s, FirstSeen: f.FirstSeen.t, LastSeen: f.LastSeen.t, Raw: rows[i]}
+		if len(f.Project) > 0 && f.Project[0] == '{' {
+			var p struct {
+				ID text `json:"id"`
 			}
-			if is.ProjectID, ok = jsonString(pv[0]); !ok {
-				return fmt.Errorf("%w: issue %s has an invalid project.id", errShape, is.ID)
+			if err := json.Unmarshal(f.Project, &p); err != nil {
+				return nil, fmt.Errorf("issue %s project: %w", is.ID, jsonErr(err))
+			}
+			if p.ID.bad {
+				return nil, fmt.Errorf("%w: issue %s has an invalid project.id", errShape, is.ID)
+			}
+			is.ProjectID = p.ID.s
+		}
+		for _, fld := range [...]struct {
+			name string
+			bad  bool
+		}{{"status", f.Status.bad}, {"level", f.Level.bad}, {"count", f.Count.bad}} {
+			if fld.bad {
+				return nil, fmt.Errorf("%w: issue %s has an invalid %q", errShape, is.ID, fld.name)
 			}
 		}
-		for k, dst := range []*string{&is.Status, &is.Level, &is.Count} {
-			if *dst, ok = jsonString(v[2+k]); !ok {
-				return fmt.Errorf("%w: issue %s has an invalid %q", errShape, is.ID, issueKeys[2+k])
-			}
-		}
-		var err error
-		if is.FirstSeen, err = jsonTime(v[5]); err != nil {
-			is.FirstSeen = time.Time{} // invalid row
-		}
-		if is.LastSeen, err = jsonTime(v[6]); err != nil {
-			is.LastSeen = time.Time{} // invalid row
-		}
-		is.Raw = json.RawMessage(row)
+		is.Status, is.Level, is.Count = f.Status.s, f.Level.s, f.Count.s
 		out = append(out, is)
-		return nil
-	})
-	return out, err
+	}
+	return out, nil
 }
 
-var auditKeys = []string{"id", "event", "dateCreated"}
+type auditFields struct {
+	ID          text      `json:"id"`
+	Event       text      `json:"event"`
+	DateCreated timestamp `json:"dateCreated"`
+}
 
 // decodeAuditLogs accepts the current {"rows": [...], "options": [...]} shape
 // and the older bare list. As for events, a row without a string id or with
@@ -113,76 +268,56 @@ var auditKeys = []string{"id", "event", "dateCreated"}
 // DateCreated rather than failing the page: callers count such rows as
 // invalid and skip them.
 func decodeAuditLogs(body []byte) ([]AuditLogEntry, error) {
-	rows := body
-	if i := firstNonSpace(body); i < len(body) && body[i] == '{' {
-		v, err := objectMembers(body, []string{"rows"})
-		if err != nil {
-			return nil, err
+	list := body
+	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) > 0 && b[0] == '{' {
+		var doc struct {
+			Rows json.RawMessage `json:"rows"`
 		}
-		if v[0] == nil {
+		if err := json.Unmarshal(body, &doc); err != nil {
+			return nil, jsonErr(err)
+		}
+		if doc.Rows == nil {
 			return nil, fmt.Errorf("%w: audit-log object has no \"rows\"", errShape)
 		}
-		rows = v[0]
+		list = doc.Rows
 	}
-	var out []AuditLogEntry
-	err := scanRows(rows, auditKeys, func(row []byte, v [][]byte) error {
-		var e AuditLogEntry
-		var ok bool
-		e.ID, _ = jsonString(v[0]) // "" when missing or not a string: invalid row
-		if e.Event, ok = jsonString(v[1]); !ok {
-			return fmt.Errorf("%w: audit-log entry %s has an invalid \"event\"", errShape, e.ID)
-		}
-		var err error
-		if e.DateCreated, err = jsonTime(v[2]); err != nil {
-			e.DateCreated = time.Time{} // invalid row
-		}
-		e.Raw = json.RawMessage(row)
-		out = append(out, e)
-		return nil
-	})
-	return out, err
-}
-
-func firstNonSpace(b []byte) int {
-	for i, c := range b {
-		if !isLWS(c) {
-			return i
-		}
+	rows, fields, err := decodeRows[auditFields](list)
+	if err != nil {
+		return nil, err
 	}
-	return len(b)
+	out := make([]AuditLogEntry, 0, len(rows))
+	for i, f := range fields {
+		if f.Event.bad {
+			return nil, fmt.Errorf("%w: audit-log entry %s has an invalid \"event\"", errShape, f.ID.s)
+		}
+		out = append(out, AuditLogEntry{ID: f.ID.s, Event: f.Event.s, DateCreated: f.DateCreated.t, Raw: rows[i]})
+	}
+	return out, nil
 }
 
 // orgJSON is the part of GET /api/0/organizations/{org}/ the client reads.
 type orgJSON struct {
-	ID    json.RawMessage `json:"id"`
-	Slug  string          `json:"slug"`
-	Name  string          `json:"name"`
+	ID    text   `json:"id"`
+	Slug  string `json:"slug"`
+	Name  string `json:"name"`
 	Links struct {
 		RegionURL string `json:"regionUrl"`
 	} `json:"links"`
 }
 
 func decodeOrganization(body []byte) (*Organization, error) {
-	if err := validJSON(body); err != nil {
-		return nil, err
-	}
 	var o orgJSON
 	if err := json.Unmarshal(body, &o); err != nil {
-		return nil, fmt.Errorf("%w: %v", errShape, err)
+		return nil, jsonErr(err)
 	}
-	id, ok := jsonString(o.ID)
-	if !ok || id == "" {
+	if o.ID.bad || o.ID.s == "" {
 		return nil, fmt.Errorf("%w: organization has no \"id\"", errShape)
 	}
-	raw := body
-	if bytes.ContainsAny(body, " \t\r\n") {
-		var b bytes.Buffer
-		if err := json.Compact(&b, body); err != nil {
-			return nil, fmt.Errorf("%w: %v", errSyntax, err)
-		}
-		raw = b.Bytes()
+	raw, err := compact(body, new(bytes.Buffer))
+	if err != nil {
+		return nil, err
 	}
-	return &Organization{ID: id, Slug: o.Slug, Name: o.Name, RegionURL: o.Links.RegionURL, Raw: json.RawMessage(raw)}, nil
+	return &Organization{ID: o.ID.s, Slug: o.Slug, Name: o.Name, RegionURL: o.Links.RegionURL, Raw: raw}, nil
 }
 
 // statsJSON is the stats_v2 response. "intervals" and "series" are absent
@@ -192,26 +327,24 @@ type statsJSON struct {
 	End       string   `json:"end"`
 	Intervals []string `json:"intervals"`
 	Groups    []struct {
-		By     map[string]json.RawMessage `json:"by"`
-		Totals map[string]json.Number     `json:"totals"`
-		Series map[string][]json.Number   `json:"series"`
+		By     map[string]text          `json:"by"`
+		Totals map[string]json.Number   `json:"totals"`
+		Series map[string][]json.Number `json:"series"`
 	} `json:"groups"`
 }
 
 const statsField = "sum(quantity)"
 
 func decodeStats(body []byte) (*Stats, error) {
-	if err := validJSON(body); err != nil {
-		return nil, err
-	}
 	var sj statsJSON
 	if err := json.Unmarshal(body, &sj); err != nil {
-		return nil, fmt.Errorf("%w: %v", errShape, err)
+		return nil, jsonErr(err)
 	}
 	parse := func(s string) (time.Time, error) {
 		if s == "" {
 			return time.Time{}, nil
 		}
+		// Also accepts fractional seconds.
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("%w: stats time %q", errShape, s)
@@ -236,9 +369,10 @@ func decodeStats(body []byte) (*Stats, error) {
 	for gi, g := range sj.Groups {
 		var ss StatsSeries
 		if p, ok := g.By["project"]; ok {
-			if ss.ProjectID, ok = jsonString(p); !ok {
+			if p.bad {
 				return nil, fmt.Errorf("%w: stats group %d has an invalid by.project", errShape, gi)
 			}
+			ss.ProjectID = p.s
 		}
 		if n, ok := g.Totals[statsField]; ok {
 			if ss.Total, err = numberToInt(n); err != nil {
