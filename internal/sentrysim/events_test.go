@@ -215,14 +215,16 @@ func TestEventsParameters(t *testing.T) {
 		{name: "default_100", wantStatus: 200, wantRows: 100},
 		{name: "per_page_100", query: "per_page=100", wantStatus: 200, wantRows: 100},
 		{name: "per_page_7", query: "per_page=7", wantStatus: 200, wantRows: 7},
-		{name: "per_page_over_max", query: "per_page=101", wantStatus: 400, wantDetail: "Invalid per_page value. Cannot exceed 100."},
+		// clamp_pagination_per_page: `if per_page < 1 or per_page > max_per_page:
+		// raise ValueError(f"Invalid per_page value. Must be between 1 and {max_per_page}.")`.
+		{name: "per_page_over_max", query: "per_page=101", wantStatus: 400, wantDetail: "Invalid per_page value. Must be between 1 and 100."},
 		{name: "per_page_not_int", query: "per_page=ten", wantStatus: 400, wantDetail: "Invalid per_page parameter."},
-		{name: "per_page_zero_asserts", query: "per_page=0", wantStatus: 500, wantDetail: "Internal Error"},
-		{name: "per_page_negative", query: "per_page=-3", wantStatus: 500, wantDetail: "Internal Error"},
+		{name: "per_page_zero", query: "per_page=0", wantStatus: 400, wantDetail: "Invalid per_page value. Must be between 1 and 100."},
+		{name: "per_page_negative", query: "per_page=-3", wantStatus: 400, wantDetail: "Invalid per_page value. Must be between 1 and 100."},
 		{name: "full_1_clamps_to_10", query: "full=1&per_page=50", wantStatus: 200, wantRows: 10, wantFull: true},
 		{name: "full_true_clamps_default", query: "full=true", wantStatus: 200, wantRows: 10, wantFull: true},
 		{name: "full_false_is_simple", query: "full=false", wantStatus: 200, wantRows: 100},
-		{name: "full_still_validates_max", query: "full=1&per_page=500", wantStatus: 400, wantDetail: "Invalid per_page value. Cannot exceed 100."},
+		{name: "full_still_validates_max", query: "full=1&per_page=500", wantStatus: 400, wantDetail: "Invalid per_page value. Must be between 1 and 100."},
 		{name: "cursor_two_parts", query: "cursor=0:100", wantStatus: 400, wantDetail: "Invalid cursor parameter."},
 		{name: "cursor_garbage", query: "cursor=abc", wantStatus: 400, wantDetail: "Invalid cursor parameter."},
 		{name: "cursor_float_offset", query: "cursor=0:1.5:0", wantStatus: 400, wantDetail: "Invalid cursor parameter."},
@@ -292,6 +294,28 @@ func TestSimpleEventShape(t *testing.T) {
 			}
 			if _, err := time.Parse("2006-01-02T15:04:05Z", m["dateCreated"].(string)); err != nil {
 				t.Errorf("dateCreated %v: %v", m["dateCreated"], err)
+			}
+		}
+	}
+}
+
+// TestPerPageOnEveryPaginatedEndpoint: every endpoint that paginates with
+// per_page goes through clamp_pagination_per_page.
+func TestPerPageOnEveryPaginatedEndpoint(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{})
+	p := h.s.AddProject("web", "Web")
+	const msg = "Invalid per_page value. Must be between 1 and 100."
+	for _, path := range []string{eventsPath("acme", p.ID, ""), "/api/0/organizations/acme/projects/", "/api/0/organizations/acme/audit-logs/"} {
+		for _, pp := range []string{"0", "101", "-1"} {
+			r := h.get(t, "tok", path+"?per_page="+pp)
+			if r.status != 400 || r.detail(t) != msg {
+				t.Errorf("%s per_page=%s: %d %s", path, pp, r.status, r.body)
+			}
+		}
+		for _, pp := range []string{"1", "100"} {
+			if r := h.get(t, "tok", path+"?per_page="+pp); r.status != 200 {
+				t.Errorf("%s per_page=%s: %d %s", path, pp, r.status, r.body)
 			}
 		}
 	}

@@ -112,7 +112,7 @@ func (s *Server) handleProjects(rq *request) response {
 	if e != nil {
 		return *e
 	}
-	if limit <= 0 || (cur != nil && cur.floatValue) {
+	if cur != nil && cur.floatValue {
 		return internalError(s.newEventID())
 	}
 	lo, hi, prev, next, bad := offsetPage(len(rows), limit, cur)
@@ -228,10 +228,6 @@ func (s *Server) handleEvents(rq *request) response {
 	cur, e := cursorParam(rq.q)
 	if e != nil {
 		return *e
-	}
-	if limit <= 0 {
-		// GenericOffsetPaginator.get_result: assert limit > 0.
-		return internalError(s.newEventID())
 	}
 	var offset int64
 	if cur != nil {
@@ -635,9 +631,6 @@ func (s *Server) handleAuditLogs(rq *request) response {
 	cur, e := cursorParam(q)
 	if e != nil {
 		return *e
-	}
-	if limit <= 0 {
-		return internalError(s.newEventID())
 	}
 	now := rq.now.UnixNano()
 	s.auditMu.Lock()

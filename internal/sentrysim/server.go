@@ -288,7 +288,9 @@ func last(q url.Values, key string) (string, bool) {
 	return v[len(v)-1], true
 }
 
-// perPage is clamp_pagination_per_page: default 100, max 100.
+// perPage is clamp_pagination_per_page
+// (src/sentry/utils/pagination_factory.py): default 100; 0, negative and
+// above 100 are all "Invalid per_page value. Must be between 1 and 100.".
 func perPage(q url.Values) (int64, *response) {
 	raw, ok := last(q, "per_page")
 	if !ok {
@@ -299,8 +301,8 @@ func perPage(q url.Values) (int64, *response) {
 		resp := badRequest("Invalid per_page parameter.")
 		return 0, &resp
 	}
-	if n > 100 {
-		resp := badRequest("Invalid per_page value. Cannot exceed 100.")
+	if n < 1 || n > 100 {
+		resp := badRequest("Invalid per_page value. Must be between 1 and 100.")
 		return 0, &resp
 	}
 	return n, nil
