@@ -39,6 +39,8 @@ func (s *Server) handleOrg(rq *request) response {
 
 // handleProjects serves GET /api/0/organizations/{org}/projects/
 // (OffsetPaginator ordered by slug, live projects only; scope org:read).
+// The list is not filtered by membership: a user token sees every project,
+// with isMember telling which ones are its teams'.
 func (s *Server) handleProjects(rq *request) response {
 	if e := s.orgCheck(rq, "org:read"); e != nil {
 		return *e
@@ -49,13 +51,14 @@ func (s *Server) handleProjects(rq *request) response {
 		created              time.Time
 		firstEvent           int64
 		hasEvents            bool
+		member               bool
 	}
 	s.mu.RLock()
 	rows := make([]row, 0, len(s.projects))
 	live := make([]*project, 0, len(s.projects))
 	for _, p := range s.projects {
 		if p.live {
-			rows = append(rows, row{id: p.idStr, slug: p.slug, name: p.name, platform: p.platform, created: p.created})
+			rows = append(rows, row{id: p.idStr, slug: p.slug, name: p.name, platform: p.platform, created: p.created, member: rq.caller.isMember(p)})
 			live = append(live, p)
 		}
 	}
@@ -83,7 +86,9 @@ func (s *Server) handleProjects(rq *request) response {
 		b = append(b, r.platform...)
 		b = append(b, `"],"dateCreated":"`...)
 		b = r.created.AppendFormat(b, "2006-01-02T15:04:05.000000Z")
-		b = append(b, `","isBookmarked":false,"isMember":true,"features":["alert-filters","minidump","similarity-indexing"],"firstEvent":`...)
+		b = append(b, `","isBookmarked":false,"isMember":`...)
+		b = strconv.AppendBool(b, r.member)
+		b = append(b, `,"features":["alert-filters","minidump","similarity-indexing"],"firstEvent":`...)
 		if r.hasEvents {
 			b = append(b, '"')
 			b = appendDate(b, r.firstEvent)
@@ -323,6 +328,15 @@ func (s *Server) handleIssues(rq *request) response {
 	if msg != "" {
 		return badRequest(msg)
 	}
+	ps, e := s.getProjects(rq, q["project"])
+	if e != nil {
+		return *e
+	}
+	if len(ps) == 0 {
+		// organization_group_index.py: `if not projects: return
+		// Response([])`: no cursor result, so no Link header.
+		return jsonResp(http.StatusOK, []byte("[]"))
+	}
 	limit := int64(100)
 	if raw, _ := last(q, "limit"); raw != "" {
 		n, err := strconv.ParseInt(raw, 10, 64)
@@ -345,23 +359,15 @@ func (s *Server) handleIssues(rq *request) response {
 	default:
 		return badRequest("Invalid sort: " + sortBy)
 	}
-	wanted, e := s.projectFilter(q, rq.scopes)
-	if e != nil {
-		return *e
-	}
 	cur, e := cursorParam(q)
 	if e != nil {
 		return *e
 	}
 
 	s.mu.RLock()
-	ps := make([]*project, 0, len(s.projects))
 	meta := map[*project][4]string{}
-	for _, p := range s.projects {
-		if p.live && (wanted == nil || wanted[p.idStr]) {
-			ps = append(ps, p)
-			meta[p] = [4]string{p.idStr, p.slug, p.name, p.platform}
-		}
+	for _, p := range ps {
+		meta[p] = [4]string{p.idStr, p.slug, p.name, p.platform}
 	}
 	s.mu.RUnlock()
 	now := rq.now.UnixNano()
@@ -423,44 +429,6 @@ func (s *Server) handleIssues(rq *request) response {
 		"X-Max-Hits": {"1000"},
 	}
 	return resp
-}
-
-// projectFilter parses repeated project ids; nil means all projects.
-func (s *Server) projectFilter(q map[string][]string, _ []string) (map[string]bool, *response) {
-	ids := q["project"]
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	out := map[string]bool{}
-	all := false
-	for _, id := range ids {
-		n, err := strconv.ParseInt(id, 10, 64)
-		if err != nil {
-			resp := badRequest("Invalid project parameter. Values must be numbers.")
-			return nil, &resp
-		}
-		if n == -1 {
-			all = true
-			continue
-		}
-		out[strconv.FormatInt(n, 10)] = true
-	}
-	if all && len(out) > 0 {
-		resp := forbidden()
-		return nil, &resp
-	}
-	if all {
-		return nil, nil
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for id := range out {
-		if p := s.byID[id]; p == nil || !p.live {
-			resp := forbidden()
-			return nil, &resp
-		}
-	}
-	return out, nil
 }
 
 type issueFilter struct {

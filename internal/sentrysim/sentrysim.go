@@ -30,9 +30,15 @@ type Config struct {
 	// OrgID is the numeric organisation id; default "1000001". URLs accept
 	// either the slug or the id.
 	OrgID string
-	// Tokens maps bearer tokens to their scopes. An empty map means that any
-	// non-empty token has every scope.
+	// Tokens maps bearer tokens to their scopes; each is an internal
+	// integration's token (member of every project). When Tokens and
+	// TokenInfo are both empty, any non-empty token is an internal
+	// integration with every scope.
 	Tokens map[string][]string
+	// TokenInfo describes tokens with a kind and, for user tokens, their
+	// member projects. An entry here wins over one in Tokens. Server.SetToken
+	// adds tokens later (when projects exist).
+	TokenInfo map[string]TokenInfo
 	// Clock drives visibility, rate-limit windows and date parameters;
 	// default clock.Real{}.
 	Clock clock.Clock
@@ -66,6 +72,10 @@ type RateLimitConfig struct {
 	Disabled bool
 	// Events applies to project events; default 60 per 60 s, concurrency 1.
 	Events Limit
+	// Stats applies to stats_v2, which has its own limits
+	// (organization_stats_v2.py: RateLimit(limit=20, window=1), with the
+	// default concurrent limit); default 20 per 1 s, concurrency 25.
+	Stats Limit
 	// Default applies to every other endpoint; default 40 per 1 s,
 	// concurrency 25.
 	Default Limit
@@ -137,15 +147,18 @@ type AuditSpec struct {
 type RequestStats struct {
 	Total       int64
 	ByStatus    map[int]int64
-	ByGroup     map[string]int64 // "project-events", "default", "other"
+	ByGroup     map[string]int64 // GroupEvents, GroupStats, GroupDefault, "other"
 	RateLimited int64
 	Faults      int64
 	InFlight    int64
 }
 
-// Rate-limit endpoint groups.
+// Rate-limit endpoint groups. Each endpoint with its own limits in Sentry
+// (rate_limits on the view) is a group: its budget is separate, per caller,
+// from every other group's.
 const (
 	GroupEvents  = "project-events"
+	GroupStats   = "stats-v2"
 	GroupDefault = "default"
 )
 
@@ -178,6 +191,10 @@ type Server struct {
 
 	limiter *limiter
 
+	tokMu    sync.RWMutex
+	tokens   map[string]TokenInfo
+	openAuth bool // no token configured: any token is an internal integration
+
 	statsMu  sync.Mutex
 	reqStats RequestStats
 	inFlight atomic.Int64
@@ -205,10 +222,13 @@ func New(cfg Config) *Server {
 	if rl.Events.Limit == 0 {
 		rl.Events = Limit{Limit: 60, Window: 60 * time.Second, Concurrent: 1}
 	}
+	if rl.Stats.Limit == 0 {
+		rl.Stats = Limit{Limit: 20, Window: time.Second, Concurrent: 25}
+	}
 	if rl.Default.Limit == 0 {
 		rl.Default = Limit{Limit: 40, Window: time.Second, Concurrent: 25}
 	}
-	for _, l := range []*Limit{&rl.Events, &rl.Default} {
+	for _, l := range []*Limit{&rl.Events, &rl.Stats, &rl.Default} {
 		if l.Window <= 0 {
 			l.Window = time.Second
 		}
@@ -226,6 +246,18 @@ func New(cfg Config) *Server {
 		faults:     normFaults(cfg.Faults),
 		limiter:    newLimiter(),
 		orgCreated: time.Date(2019, 3, 14, 9, 26, 53, 0, time.UTC),
+		tokens:     map[string]TokenInfo{},
+		openAuth:   len(cfg.Tokens) == 0 && len(cfg.TokenInfo) == 0,
+	}
+	for tok, scopes := range cfg.Tokens {
+		if scopes == nil {
+			scopes = []string{}
+		}
+		s.tokens[tok] = TokenInfo{Kind: TokenInternalIntegration, Scopes: slices.Clone(scopes)}
+	}
+	for tok, ti := range cfg.TokenInfo {
+		ti.Scopes, ti.Projects = slices.Clone(ti.Scopes), slices.Clone(ti.Projects)
+		s.tokens[tok] = ti
 	}
 	s.reqStats = RequestStats{ByStatus: map[int]int64{}, ByGroup: map[string]int64{}}
 	s.routes()
