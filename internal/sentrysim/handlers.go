@@ -209,16 +209,16 @@ func (s *Server) handleEvents(rq *request) response {
 	if e != nil {
 		return *e
 	}
-	var start, end int64
-	var hasRange bool
+	// Without a range, snuba.py's _prepare_start_end queries from 2008 to
+	// now + 1 s (so future-dated events are not listed yet).
+	start, end := time.Date(2008, 5, 8, 0, 0, 0, 0, time.UTC), rq.now.Add(time.Second)
 	if !s.cfg.IgnoreDateRange {
 		st, en, ok, msg := dateRange(rq.q, rq.now, true, 0)
 		if msg != "" {
 			return badRequest("Invalid date range parameters provided")
 		}
 		if ok {
-			hasRange = true
-			start, end = st.Unix(), en.Unix()
+			start, end = st, en
 		}
 	}
 	limit, e := perPage(rq.q)
@@ -243,11 +243,24 @@ func (s *Server) handleEvents(rq *request) response {
 	}
 	query, _ := last(rq.q, "query")
 	query = strings.ToLower(query)
+	// outside_retention_with_modified_start (src/sentry/utils/dates.py):
+	// start moves up to now − retention, and a window that ends before that
+	// raises QueryOutsideRetentionError ("Invalid date range. Please try a
+	// more recent date range."), which this endpoint does not catch (no
+	// handle_query_errors): a 500.
+	if s.cfg.Retention > 0 {
+		if edge := rq.now.Add(-s.cfg.Retention); edge.After(start) {
+			start = edge
+		}
+		if start.After(end) {
+			return internalError(s.newEventID())
+		}
+	}
 
 	rows := make([]rowCtx, 0, limit+1)
 	p.mu.Lock()
 	p.promoteLocked(rq.now.UnixNano())
-	lo, hi := p.window(start, end, hasRange)
+	lo, hi := p.window(ceilSec(start), ceilSec(end))
 	if query == "" {
 		for i := int64(hi) - 1 - offset; i >= int64(lo) && int64(len(rows)) <= limit; i-- {
 			ev := p.visible[i]

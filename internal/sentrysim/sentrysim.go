@@ -63,6 +63,11 @@ type Config struct {
 	// OutcomeDelay is how long after an event is visible (and received) its
 	// accepted outcome is counted by stats_v2; default 5s, negative means none.
 	OutcomeDelay time.Duration
+	// Retention is the organisation's event retention (90 days on most
+	// plans, 30 on some); default 90 days, negative means unlimited. Events
+	// with a timestamp older than now−Retention are gone from every
+	// endpoint and from the ground truth.
+	Retention time.Duration
 }
 
 // RateLimitConfig configures the fixed-window and concurrency limits.
@@ -114,8 +119,9 @@ type Project struct {
 type EventSpec struct {
 	// ID is the 32-hex event id; generated when empty.
 	ID string
-	// Timestamp is the event's own time (filtered and sorted at second
-	// resolution).
+	// Timestamp is the event's own time: filtered and sorted at second
+	// resolution (Snuba's timestamp), rendered in dateCreated with its
+	// milliseconds (timestamp_ms) when they are not zero.
 	Timestamp time.Time
 	// VisibleAt is when the event becomes listable; zero means Timestamp.
 	VisibleAt time.Time
@@ -234,6 +240,9 @@ func New(cfg Config) *Server {
 		}
 	}
 	cfg.RateLimits = rl
+	if cfg.Retention == 0 {
+		cfg.Retention = 90 * 24 * time.Hour
+	}
 	seed := uint64(cfg.Seed)
 	s := &Server{
 		cfg:        cfg,
@@ -432,6 +441,7 @@ func (s *Server) AddEvent(projectID string, e EventSpec) string {
 		msg:       e.Message,
 		group:     g.idx,
 		level:     lvl,
+		ms:        uint16(e.Timestamp.Nanosecond() / int(time.Millisecond)),
 		seq:       s.eventSeq.Add(1),
 	}
 	p.addPendingLocked(ev, s.cfg.OutcomeDelay)
@@ -533,37 +543,56 @@ func (s *Server) AuditLogIDs() []string {
 	return out
 }
 
-// Visible returns the ids of the project's events visible now, newest
-// first (the order of the events endpoint).
+// retentionEdge returns the oldest event timestamp (unix seconds) still
+// retained at now; ok is false when retention is unlimited (edge is then
+// the smallest int64).
+func (s *Server) retentionEdge(now time.Time) (edge int64, ok bool) {
+	if s.cfg.Retention < 0 {
+		return -maxInt64 - 1, false
+	}
+	return ceilSec(now.Add(-s.cfg.Retention)), true
+}
+
+// retainedLocked returns the visible events of p that are within retention at
+// now, oldest first. p.mu must be held.
+func (s *Server) retainedLocked(p *project, now time.Time) []event {
+	p.promoteLocked(now.UnixNano())
+	edge, _ := s.retentionEdge(now)
+	lo, hi := p.window(edge, maxInt64)
+	return p.visible[lo:hi]
+}
+
+// Visible returns the ids of the project's events visible now (and within
+// retention), newest first (the order of the events endpoint).
 func (s *Server) Visible(projectID string) []string {
 	p := s.lookupProject(projectID)
 	if p == nil {
 		return nil
 	}
-	now := s.clock.Now().UnixNano()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.promoteLocked(now)
-	out := make([]string, 0, len(p.visible))
-	for i := len(p.visible) - 1; i >= 0; i-- {
-		out = append(out, hexID(p.visible[i].id))
+	evs := s.retainedLocked(p, s.clock.Now())
+	out := make([]string, 0, len(evs))
+	for i := len(evs) - 1; i >= 0; i-- {
+		out = append(out, hexID(evs[i].id))
 	}
 	return out
 }
 
-// GroundTruth returns, per project id, the set of event ids visible now.
-// Every project (also deleted ones) is present, possibly with an empty set.
+// GroundTruth returns, per project id, the set of event ids visible now
+// (events older than the retention are gone). Every project (also deleted
+// ones) is present, possibly with an empty set.
 func (s *Server) GroundTruth() map[string]map[string]bool {
 	s.mu.RLock()
 	ps := slices.Clone(s.projects)
 	s.mu.RUnlock()
-	now := s.clock.Now().UnixNano()
+	now := s.clock.Now()
 	out := make(map[string]map[string]bool, len(ps))
 	for _, p := range ps {
 		p.mu.Lock()
-		p.promoteLocked(now)
-		set := make(map[string]bool, len(p.visible))
-		for _, e := range p.visible {
+		evs := s.retainedLocked(p, now)
+		set := make(map[string]bool, len(evs))
+		for _, e := range evs {
 			set[hexID(e.id)] = true
 		}
 		p.mu.Unlock()
@@ -572,17 +601,17 @@ func (s *Server) GroundTruth() map[string]map[string]bool {
 	return out
 }
 
-// VisibleCount returns the number of events visible now across the org.
+// VisibleCount returns the number of events visible now (and within
+// retention) across the org.
 func (s *Server) VisibleCount() int {
 	s.mu.RLock()
 	ps := slices.Clone(s.projects)
 	s.mu.RUnlock()
-	now := s.clock.Now().UnixNano()
+	now := s.clock.Now()
 	n := 0
 	for _, p := range ps {
 		p.mu.Lock()
-		p.promoteLocked(now)
-		n += len(p.visible)
+		n += len(s.retainedLocked(p, now))
 		p.mu.Unlock()
 	}
 	return n

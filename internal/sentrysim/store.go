@@ -11,14 +11,19 @@ import (
 
 // event is one stored event, kept small and pointer-light (one string) so a
 // million of them are cheap for the garbage collector.
+//
+// A project's events are kept in one slice sorted by (ts, id), so a time
+// window is two binary searches (project.window) and a scan; an endpoint
+// that needs other aggregates (Discover, say) scans that range.
 type event struct {
 	id        [16]byte
-	ts        int64 // event timestamp, unix seconds (Snuba's resolution)
+	ts        int64 // event timestamp, unix seconds (Snuba's timestamp column: filters and order)
 	visibleAt int64 // unix nanos
 	received  int64 // unix nanos
 	msg       string
 	group     int32 // index into project.groups
 	level     uint8
+	ms        uint16 // milliseconds of the timestamp (timestamp_ms; dateCreated only)
 	seq       uint32 // varies user, tags…
 }
 
@@ -189,14 +194,22 @@ func (g *group) seen(e event) {
 const userPool = 500
 
 // window returns the index range [lo, hi) of visible events with
-// start <= ts < end (unix seconds); a zero bound is open.
-func (p *project) window(start, end int64, hasRange bool) (lo, hi int) {
-	if !hasRange {
-		return 0, len(p.visible)
-	}
+// start <= ts < end (unix seconds).
+func (p *project) window(start, end int64) (lo, hi int) {
 	lo, _ = slices.BinarySearchFunc(p.visible, start, func(e event, t int64) int { return cmp64(e.ts, t) })
 	hi, _ = slices.BinarySearchFunc(p.visible, end, func(e event, t int64) int { return cmp64(e.ts, t) })
 	return lo, max(lo, hi)
+}
+
+// ceilSec returns the first whole second at or after t: the Snuba
+// timestamp t' of an event (whole seconds) satisfies t' >= t exactly when
+// t' >= ceilSec(t).
+func ceilSec(t time.Time) int64 {
+	sec := t.Unix()
+	if t.Nanosecond() > 0 {
+		sec++
+	}
+	return sec
 }
 
 func cmp64(a, b int64) int {
