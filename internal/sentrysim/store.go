@@ -93,13 +93,28 @@ type group struct {
 	priority string
 	release  string
 
-	status    string
-	assignee  string // user id; "" unassigned
-	firstSeen int64
-	lastSeen  int64
-	count     int64
-	users     [8]uint64
-	userCount int64
+	status           string
+	substatus        string // "" renders null
+	assignee         string // user id; "" unassigned
+	priorityLockedAt int64  // unix nanos of the last SetIssuePriority; 0 none
+	noSeenStats      bool   // SetIssueSeenStatsMissing
+	firstSeen        int64
+	firstSeenMs      uint16
+	lastSeen         int64
+	count            int64
+	users            [8]uint64
+	userCount        int64
+}
+
+// defaultSubstatus is the substatus an issue gets with a status.
+func defaultSubstatus(status string) string {
+	switch status {
+	case "unresolved":
+		return "ongoing"
+	case "ignored":
+		return "archived_forever"
+	}
+	return ""
 }
 
 func (p *project) addPendingLocked(e event, outcomeDelay time.Duration) {
@@ -177,8 +192,8 @@ func mergeBack(dst, add []event) []event {
 }
 
 func (g *group) seen(e event) {
-	if g.count == 0 || e.ts < g.firstSeen {
-		g.firstSeen = e.ts
+	if g.count == 0 || e.ts < g.firstSeen || (e.ts == g.firstSeen && e.ms < g.firstSeenMs) {
+		g.firstSeen, g.firstSeenMs = e.ts, e.ms
 	}
 	if e.ts > g.lastSeen {
 		g.lastSeen = e.ts
@@ -269,15 +284,16 @@ func (s *Server) newGroupLocked(p *project, tpl template, level uint8, status st
 		prio = "low"
 	}
 	g := &group{
-		idx:      int32(len(p.groups)),
-		id:       id,
-		idStr:    strconv.FormatInt(id, 10),
-		shortID:  strings.ToUpper(p.slug) + "-" + strconv.FormatInt(int64(len(p.groups)+1), 36),
-		tpl:      tpl,
-		level:    level,
-		priority: strings.ToLower(prio),
-		release:  p.slug + "@1." + strconv.Itoa(int(seq%9)) + "." + strconv.Itoa(int(seq%23)),
-		status:   status,
+		idx:       int32(len(p.groups)),
+		id:        id,
+		idStr:     strconv.FormatInt(id, 10),
+		shortID:   strings.ToUpper(p.slug) + "-" + strconv.FormatInt(int64(len(p.groups)+1), 36),
+		tpl:       tpl,
+		level:     level,
+		priority:  strings.ToLower(prio),
+		release:   p.slug + "@1." + strconv.Itoa(int(seq%9)) + "." + strconv.Itoa(int(seq%23)),
+		status:    status,
+		substatus: defaultSubstatus(status),
 	}
 	g.shortID = strings.ToUpper(g.shortID)
 	p.groups = append(p.groups, g)
