@@ -1,10 +1,17 @@
 // Package sentrysim is a simulated Sentry web API that behaves like the real
-// one as described in shared/reference/sentry-api.md and sentry-stats-v2.md:
-// the same paginators (offset, page-number and keyset) and Link headers, the
-// same parameter validation and error bodies, rate-limit headers and 429s,
-// events that become visible late, and injectable faults. It knows its own
-// ground truth (which events are visible now), so tests can check that a
-// collector lost and duplicated nothing.
+// one, as read from Sentry's own source: the organisation, project list,
+// project events, organisation issues, audit log and stats_v2 endpoints
+// with their paginators (offset, page-number, keyset and sequence) and Link
+// headers, their parameter validation and error bodies, per-caller rate
+// limits with Sentry's headers and 429s, token kinds and project
+// membership, event retention, events that become visible late, and
+// injectable faults. It knows its own ground truth (which events are
+// visible now), so tests can check that a collector lost and duplicated
+// nothing.
+//
+// Where a behaviour is subtle, the code and its tests name the Sentry source
+// it mirrors (for example src/sentry/api/bases/organization.py,
+// get_projects).
 //
 // The simulator is an http.Handler; Start runs it on a local port for
 // end-to-end runs and the demo. All methods are safe for concurrent use.
