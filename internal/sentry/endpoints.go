@@ -1,6 +1,7 @@
 package sentry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -150,7 +151,7 @@ func (c *Client) ListProjects(ctx context.Context, org, cursor string) (Page[Pro
 			return err
 		}
 		p = Page[Project]{Items: items}
-		return pageLinks(h, cursor, &p.NextCursor, &p.HasNext)
+		return pageLinks(h, body, cursor, &p.NextCursor, &p.HasNext)
 	})
 	return p, err
 }
@@ -182,7 +183,7 @@ func (c *Client) ListEvents(ctx context.Context, q EventsQuery) (Page[Event], er
 			return err
 		}
 		p = Page[Event]{Items: items}
-		return pageLinks(h, q.Cursor, &p.NextCursor, &p.HasNext)
+		return pageLinks(h, body, q.Cursor, &p.NextCursor, &p.HasNext)
 	})
 	return p, err
 }
@@ -220,7 +221,7 @@ func (c *Client) ListIssues(ctx context.Context, q IssuesQuery) (Page[Issue], er
 			return err
 		}
 		p = Page[Issue]{Items: items}
-		return pageLinks(h, q.Cursor, &p.NextCursor, &p.HasNext)
+		return pageLinks(h, body, q.Cursor, &p.NextCursor, &p.HasNext)
 	})
 	return p, err
 }
@@ -250,7 +251,7 @@ func (c *Client) ListAuditLogs(ctx context.Context, q AuditLogQuery) (Page[Audit
 			return err
 		}
 		p = Page[AuditLogEntry]{Items: items}
-		return pageLinks(h, q.Cursor, &p.NextCursor, &p.HasNext)
+		return pageLinks(h, body, q.Cursor, &p.NextCursor, &p.HasNext)
 	})
 	return p, err
 }
@@ -353,7 +354,17 @@ func formatInterval(d time.Duration) (string, error) {
 // sends one, with results="false" on the last page; a proxy or cache may
 // strip the header): taking it as the end of the data would silently skip
 // every later page, so it is retried like a truncated body, then an error.
-func pageLinks(h http.Header, current string, next *string, hasNext *bool) error {
+//
+// The exception is a body that is an empty JSON list with no Link header
+// at all: Sentry answers exactly that when it does not paginate because
+// there is nothing to page through (organization_group_index.py: `if not
+// projects: return Response([])`), and an empty page cannot hide later
+// pages, so it is a complete, empty answer.
+func pageLinks(h http.Header, body []byte, current string, next *string, hasNext *bool) error {
+	if len(h.Values("Link")) == 0 && isEmptyJSONList(body) {
+		*next, *hasNext = "", false
+		return nil
+	}
 	if !hasNextLink(h.Values("Link")) {
 		return fmt.Errorf("%w: no Link header with rel=\"next\" (stripped by a proxy?); cannot tell whether more pages follow", errMalformed)
 	}
@@ -366,4 +377,13 @@ func pageLinks(h http.Header, current string, next *string, hasNext *bool) error
 	}
 	*next, *hasNext = cur, more
 	return nil
+}
+
+// isEmptyJSONList reports whether body is "[]", give or take white space.
+func isEmptyJSONList(body []byte) bool {
+	b := bytes.TrimSpace(body)
+	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' {
+		return false
+	}
+	return len(bytes.TrimSpace(b[1:len(b)-1])) == 0
 }
