@@ -11,6 +11,20 @@ import (
 	"time"
 )
 
+// AllProjects, as the only element of IssuesQuery.Projects or
+// StatsQuery.Projects, sends project=-1: every project the token can
+// access. Without any project, Sentry covers only the projects whose teams
+// the token's user is a member of (get_projects in
+// src/sentry/api/bases/organization.py), which for a user token may be
+// some or none; an internal integration is a member of every project.
+const AllProjects = "-1"
+
+// groupStats is the limiter group of stats_v2, which has its own rate
+// limit in Sentry (20 requests per second, organization_stats_v2.py) and
+// so its own budget, apart from groupDefault. Its concurrent limit is
+// Sentry's default one, so the limiter starts it like groupDefault.
+const groupStats = "stats-v2"
+
 // Organization is GET /api/0/organizations/{org}/.
 type Organization struct {
 	ID, Slug, Name string
@@ -52,7 +66,7 @@ type Event struct {
 // IssuesQuery selects a page of GET /api/0/organizations/{org}/issues/.
 type IssuesQuery struct {
 	Org        string
-	Projects   []string  // numeric ids; none => Sentry's default project selection
+	Projects   []string  // numeric ids, or just AllProjects; none => the member projects only (see AllProjects)
 	Query      string    // always sent, even "" (Sentry's default would be is:unresolved)
 	Start, End time.Time // both zero or both set
 	Sort       string    // date (default), new, freq, user, …
@@ -88,7 +102,7 @@ type StatsQuery struct {
 	Interval       time.Duration // 0 => Sentry's default (1h); else a whole number of minutes
 	Category       string        // default "error"
 	Outcomes       []string      // e.g. "accepted"; none => all outcomes
-	Projects       []string      // numeric ids; none => all
+	Projects       []string      // numeric ids, or just AllProjects; none => every project, but the member projects only with GroupByProject (see AllProjects)
 	GroupByProject bool
 }
 
@@ -289,7 +303,7 @@ func (c *Client) OrgStats(ctx context.Context, q StatsQuery) (*Stats, error) {
 	}
 	var out *Stats
 	err := c.get(ctx, call{
-		group:    groupDefault,
+		group:    groupStats,
 		endpoint: "GET /api/0/organizations/{org}/stats_v2/",
 		path:     "/api/0/organizations/" + url.PathEscape(q.Org) + "/stats_v2/",
 		query:    v,
