@@ -356,9 +356,10 @@ func (s *Server) fillIssueStats(rows []issueRow, page []seqItem, st statsSpec, n
 // fields, count/userCount/firstSeen/lastSeen for the search window
 // (_seen_stats_error with start=self.start, end=self.end; all zero or null
 // when that query has no row for the group), "stats", "lifetime" (count and
-// firstSeen from the group, lastSeen and userCount over all retained
-// events; its "stats" is always null) and "filtered" (null: no
-// event-level conditions).
+// firstSeen are the group's own; lastSeen and userCount come from an
+// unbounded seen-stats query, which the simulator answers over all of the
+// group's events, expired ones included; its "stats" is always null) and
+// "filtered" (null: no event-level conditions).
 func appendIssue(b []byte, r *issueRow, base, org, statsPeriod string, st statsSpec) []byte {
 	g := r.g
 	b = append(b, `{"id":"`...)
