@@ -1,6 +1,7 @@
 package sentry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,20 @@ import (
 	"strconv"
 	"time"
 )
+
+// AllProjects, as the only element of IssuesQuery.Projects or
+// StatsQuery.Projects, sends project=-1: every project the token can
+// access. Without any project, Sentry covers only the projects whose teams
+// the token's user is a member of (get_projects in
+// src/sentry/api/bases/organization.py), which for a user token may be
+// some or none; an internal integration is a member of every project.
+const AllProjects = "-1"
+
+// groupStats is the limiter group of stats_v2, which has its own rate
+// limit in Sentry (20 requests per second, organization_stats_v2.py) and
+// so its own budget, apart from groupDefault. Its concurrent limit is
+// Sentry's default one, so the limiter starts it like groupDefault.
+const groupStats = "stats-v2"
 
 // Organization is GET /api/0/organizations/{org}/.
 type Organization struct {
@@ -51,7 +66,7 @@ type Event struct {
 // IssuesQuery selects a page of GET /api/0/organizations/{org}/issues/.
 type IssuesQuery struct {
 	Org        string
-	Projects   []string  // numeric ids; none => Sentry's default project selection
+	Projects   []string  // numeric ids, or just AllProjects; none => the member projects only (see AllProjects)
 	Query      string    // always sent, even "" (Sentry's default would be is:unresolved)
 	Start, End time.Time // both zero or both set
 	Sort       string    // date (default), new, freq, user, …
@@ -87,7 +102,7 @@ type StatsQuery struct {
 	Interval       time.Duration // 0 => Sentry's default (1h); else a whole number of minutes
 	Category       string        // default "error"
 	Outcomes       []string      // e.g. "accepted"; none => all outcomes
-	Projects       []string      // numeric ids; none => all
+	Projects       []string      // numeric ids, or just AllProjects; none => every project, but the member projects only with GroupByProject (see AllProjects)
 	GroupByProject bool
 }
 
@@ -150,7 +165,7 @@ func (c *Client) ListProjects(ctx context.Context, org, cursor string) (Page[Pro
 			return err
 		}
 		p = Page[Project]{Items: items}
-		return pageLinks(h, cursor, &p.NextCursor, &p.HasNext)
+		return pageLinks(h, body, cursor, &p.NextCursor, &p.HasNext)
 	})
 	return p, err
 }
@@ -182,7 +197,7 @@ func (c *Client) ListEvents(ctx context.Context, q EventsQuery) (Page[Event], er
 			return err
 		}
 		p = Page[Event]{Items: items}
-		return pageLinks(h, q.Cursor, &p.NextCursor, &p.HasNext)
+		return pageLinks(h, body, q.Cursor, &p.NextCursor, &p.HasNext)
 	})
 	return p, err
 }
@@ -220,7 +235,7 @@ func (c *Client) ListIssues(ctx context.Context, q IssuesQuery) (Page[Issue], er
 			return err
 		}
 		p = Page[Issue]{Items: items}
-		return pageLinks(h, q.Cursor, &p.NextCursor, &p.HasNext)
+		return pageLinks(h, body, q.Cursor, &p.NextCursor, &p.HasNext)
 	})
 	return p, err
 }
@@ -250,7 +265,7 @@ func (c *Client) ListAuditLogs(ctx context.Context, q AuditLogQuery) (Page[Audit
 			return err
 		}
 		p = Page[AuditLogEntry]{Items: items}
-		return pageLinks(h, q.Cursor, &p.NextCursor, &p.HasNext)
+		return pageLinks(h, body, q.Cursor, &p.NextCursor, &p.HasNext)
 	})
 	return p, err
 }
@@ -288,7 +303,7 @@ func (c *Client) OrgStats(ctx context.Context, q StatsQuery) (*Stats, error) {
 	}
 	var out *Stats
 	err := c.get(ctx, call{
-		group:    groupDefault,
+		group:    groupStats,
 		endpoint: "GET /api/0/organizations/{org}/stats_v2/",
 		path:     "/api/0/organizations/" + url.PathEscape(q.Org) + "/stats_v2/",
 		query:    v,
@@ -353,7 +368,17 @@ func formatInterval(d time.Duration) (string, error) {
 // sends one, with results="false" on the last page; a proxy or cache may
 // strip the header): taking it as the end of the data would silently skip
 // every later page, so it is retried like a truncated body, then an error.
-func pageLinks(h http.Header, current string, next *string, hasNext *bool) error {
+//
+// The exception is a body that is an empty JSON list with no Link header
+// at all: Sentry answers exactly that when it does not paginate because
+// there is nothing to page through (organization_group_index.py: `if not
+// projects: return Response([])`), and an empty page cannot hide later
+// pages, so it is a complete, empty answer.
+func pageLinks(h http.Header, body []byte, current string, next *string, hasNext *bool) error {
+	if len(h.Values("Link")) == 0 && isEmptyJSONList(body) {
+		*next, *hasNext = "", false
+		return nil
+	}
 	if !hasNextLink(h.Values("Link")) {
 		return fmt.Errorf("%w: no Link header with rel=\"next\" (stripped by a proxy?); cannot tell whether more pages follow", errMalformed)
 	}
@@ -366,4 +391,13 @@ func pageLinks(h http.Header, current string, next *string, hasNext *bool) error
 	}
 	*next, *hasNext = cur, more
 	return nil
+}
+
+// isEmptyJSONList reports whether body is "[]", give or take white space.
+func isEmptyJSONList(body []byte) bool {
+	b := bytes.TrimSpace(body)
+	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' {
+		return false
+	}
+	return len(bytes.TrimSpace(b[1:len(b)-1])) == 0
 }

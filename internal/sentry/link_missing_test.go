@@ -26,7 +26,9 @@ func TestMissingLinkHeaderIsNotTheEnd(t *testing.T) {
 			}},
 		{name: "projects", body: `[{"id":"1","slug":"a","name":"A"}]`,
 			call: func(c *Client) error { _, err := c.ListProjects(t.Context(), "acme", ""); return err }},
-		{name: "issues", body: `[]`,
+		// A bare [] without a Link header is a complete answer instead (see
+		// TestEmptyListWithoutLinkIsComplete), so the issues page has a row.
+		{name: "issues", body: `[{"id":"7","project":{"id":"1"},"status":"unresolved","level":"error","count":"1","firstSeen":"2026-03-10T11:00:00Z","lastSeen":"2026-03-10T11:00:00Z"}]`,
 			call: func(c *Client) error { _, err := c.ListIssues(t.Context(), IssuesQuery{Org: "acme"}); return err }},
 		{name: "audit_logs", body: `{"rows":[]}`,
 			call: func(c *Client) error { _, err := c.ListAuditLogs(t.Context(), AuditLogQuery{Org: "acme"}); return err }},

@@ -23,7 +23,7 @@ func TestIssueChangesAreRenderedAndSnapshotted(t *testing.T) {
 	h.s.SetIssueAssignee(id, "42")
 	h.s.AddEvent(p.ID, EventSpec{Timestamp: t0.Add(-30 * time.Second), Message: "KeyError: a"})
 
-	want := IssueInfo{ID: id, ProjectID: p.ID, Status: "resolved", Level: "warning", Count: 2,
+	want := IssueInfo{ID: id, ProjectID: p.ID, Status: "resolved", Level: "warning", Priority: "medium", Count: 2,
 		FirstSeen: t0.Add(-time.Minute).Truncate(time.Second), LastSeen: t0.Add(-30 * time.Second).Truncate(time.Second), Assignee: "42"}
 	if diff := cmp.Diff([]IssueInfo{want}, h.s.Issues()); diff != "" {
 		t.Errorf("Issues() (-want +got):\n%s", diff)

@@ -24,8 +24,28 @@ var (
 
 const dateFormat = "2006-01-02T15:04:05Z"
 
+// appendDate renders a whole-second instant.
 func appendDate(b []byte, sec int64) []byte {
 	return time.Unix(sec, 0).UTC().AppendFormat(b, dateFormat)
+}
+
+// appendDateTime renders a datetime as Sentry's API responses do (Django
+// REST framework's JSONEncoder: datetime.isoformat() with "+00:00" replaced
+// by "Z"): "2026-01-02T03:04:05Z" for a whole second, else six fractional
+// digits, "2026-01-02T03:04:05.123000Z".
+func appendDateTime(b []byte, t time.Time) []byte {
+	t = t.UTC().Truncate(time.Microsecond)
+	if t.Nanosecond() == 0 {
+		return t.AppendFormat(b, dateFormat)
+	}
+	return t.AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+}
+
+// appendEventTime renders an event's datetime, which prefers the
+// millisecond timestamp_ms column (BaseEvent.datetime in
+// src/sentry/services/eventstore/models.py).
+func appendEventTime(b []byte, sec int64, ms uint16) []byte {
+	return appendDateTime(b, time.Unix(sec, int64(ms)*int64(time.Millisecond)))
 }
 
 // appendEvent renders a SimpleEventSerializer row (full=false) or an
@@ -93,7 +113,7 @@ func appendEvent(b []byte, rc rowCtx, full bool) []byte {
 		b = append(b, `","errors":[],"occurrence":null,"_meta":{},"crashFile":null,"culprit":`...)
 		b = appendNullableString(b, g.tpl.culprit)
 		b = append(b, `,"dateCreated":"`...)
-		b = appendDate(b, e.ts)
+		b = appendEventTime(b, e.ts, e.ms)
 		b = append(b, `","fingerprints":["`...)
 		b = append(b, id[8:24]...)
 		b = append(b, id[:16]...)
@@ -121,7 +141,7 @@ func appendEvent(b []byte, rc rowCtx, full bool) []byte {
 	b = append(b, `,"platform":"`...)
 	b = append(b, rc.platform...)
 	b = append(b, `","dateCreated":"`...)
-	b = appendDate(b, e.ts)
+	b = appendEventTime(b, e.ts, e.ms)
 	b = append(b, `","crashFile":null,"metadata":`...)
 	b = appendMetadata(b, g)
 	b = append(b, '}')

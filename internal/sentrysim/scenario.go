@@ -127,6 +127,7 @@ func (s *Server) Populate(sc Scenario) {
 		batches[pi] = append(batches[pi], event{
 			id:        randID(rng),
 			ts:        ts.Unix(),
+			ms:        uint16(ts.Nanosecond() / int(time.Millisecond)),
 			visibleAt: vis.UnixNano(),
 			received:  recv.UnixNano(),
 			group:     g,

@@ -1,10 +1,17 @@
 // Package sentrysim is a simulated Sentry web API that behaves like the real
-// one as described in shared/reference/sentry-api.md and sentry-stats-v2.md:
-// the same paginators (offset, page-number and keyset) and Link headers, the
-// same parameter validation and error bodies, rate-limit headers and 429s,
-// events that become visible late, and injectable faults. It knows its own
-// ground truth (which events are visible now), so tests can check that a
-// collector lost and duplicated nothing.
+// one, as read from Sentry's own source: the organisation, project list,
+// project events, organisation issues, audit log and stats_v2 endpoints
+// with their paginators (offset, page-number, keyset and sequence) and Link
+// headers, their parameter validation and error bodies, per-caller rate
+// limits with Sentry's headers and 429s, token kinds and project
+// membership, event retention, events that become visible late, and
+// injectable faults. It knows its own ground truth (which events are
+// visible now), so tests can check that a collector lost and duplicated
+// nothing.
+//
+// Where a behaviour is subtle, the code and its tests name the Sentry source
+// it mirrors (for example src/sentry/api/bases/organization.py,
+// get_projects).
 //
 // The simulator is an http.Handler; Start runs it on a local port for
 // end-to-end runs and the demo. All methods are safe for concurrent use.
@@ -30,9 +37,15 @@ type Config struct {
 	// OrgID is the numeric organisation id; default "1000001". URLs accept
 	// either the slug or the id.
 	OrgID string
-	// Tokens maps bearer tokens to their scopes. An empty map means that any
-	// non-empty token has every scope.
+	// Tokens maps bearer tokens to their scopes; each is an internal
+	// integration's token (member of every project). When Tokens and
+	// TokenInfo are both empty, any non-empty token is an internal
+	// integration with every scope.
 	Tokens map[string][]string
+	// TokenInfo describes tokens with a kind and, for user tokens, their
+	// member projects. An entry here wins over one in Tokens. Server.SetToken
+	// adds tokens later (when projects exist).
+	TokenInfo map[string]TokenInfo
 	// Clock drives visibility, rate-limit windows and date parameters;
 	// default clock.Real{}.
 	Clock clock.Clock
@@ -57,6 +70,17 @@ type Config struct {
 	// OutcomeDelay is how long after an event is visible (and received) its
 	// accepted outcome is counted by stats_v2; default 5s, negative means none.
 	OutcomeDelay time.Duration
+	// Retention is the organisation's event retention (90 days on most
+	// plans, 30 on some); default 90 days, negative means unlimited. Events
+	// with a timestamp older than now−Retention are gone from every
+	// endpoint and from the ground truth.
+	Retention time.Duration
+	// MissingSeenStats is the share of issues, chosen reproducibly from Seed
+	// and the issue id, for which the issues endpoint's windowed seen-stats
+	// query returns no row: their top-level count is "0", userCount 0,
+	// firstSeen and lastSeen null. Default 0; see also
+	// Server.SetIssueSeenStatsMissing.
+	MissingSeenStats float64
 }
 
 // RateLimitConfig configures the fixed-window and concurrency limits.
@@ -66,6 +90,10 @@ type RateLimitConfig struct {
 	Disabled bool
 	// Events applies to project events; default 60 per 60 s, concurrency 1.
 	Events Limit
+	// Stats applies to stats_v2, which has its own limits
+	// (organization_stats_v2.py: RateLimit(limit=20, window=1), with the
+	// default concurrent limit); default 20 per 1 s, concurrency 25.
+	Stats Limit
 	// Default applies to every other endpoint; default 40 per 1 s,
 	// concurrency 25.
 	Default Limit
@@ -104,8 +132,9 @@ type Project struct {
 type EventSpec struct {
 	// ID is the 32-hex event id; generated when empty.
 	ID string
-	// Timestamp is the event's own time (filtered and sorted at second
-	// resolution).
+	// Timestamp is the event's own time: filtered and sorted at second
+	// resolution (Snuba's timestamp), rendered in dateCreated with its
+	// milliseconds (timestamp_ms) when they are not zero.
 	Timestamp time.Time
 	// VisibleAt is when the event becomes listable; zero means Timestamp.
 	VisibleAt time.Time
@@ -137,15 +166,18 @@ type AuditSpec struct {
 type RequestStats struct {
 	Total       int64
 	ByStatus    map[int]int64
-	ByGroup     map[string]int64 // "project-events", "default", "other"
+	ByGroup     map[string]int64 // GroupEvents, GroupStats, GroupDefault, "other"
 	RateLimited int64
 	Faults      int64
 	InFlight    int64
 }
 
-// Rate-limit endpoint groups.
+// Rate-limit endpoint groups. Each endpoint with its own limits in Sentry
+// (rate_limits on the view) is a group: its budget is separate, per caller,
+// from every other group's.
 const (
 	GroupEvents  = "project-events"
+	GroupStats   = "stats-v2"
 	GroupDefault = "default"
 )
 
@@ -178,6 +210,10 @@ type Server struct {
 
 	limiter *limiter
 
+	tokMu    sync.RWMutex
+	tokens   map[string]TokenInfo
+	openAuth bool // no token configured: any token is an internal integration
+
 	statsMu  sync.Mutex
 	reqStats RequestStats
 	inFlight atomic.Int64
@@ -205,15 +241,21 @@ func New(cfg Config) *Server {
 	if rl.Events.Limit == 0 {
 		rl.Events = Limit{Limit: 60, Window: 60 * time.Second, Concurrent: 1}
 	}
+	if rl.Stats.Limit == 0 {
+		rl.Stats = Limit{Limit: 20, Window: time.Second, Concurrent: 25}
+	}
 	if rl.Default.Limit == 0 {
 		rl.Default = Limit{Limit: 40, Window: time.Second, Concurrent: 25}
 	}
-	for _, l := range []*Limit{&rl.Events, &rl.Default} {
+	for _, l := range []*Limit{&rl.Events, &rl.Stats, &rl.Default} {
 		if l.Window <= 0 {
 			l.Window = time.Second
 		}
 	}
 	cfg.RateLimits = rl
+	if cfg.Retention == 0 {
+		cfg.Retention = 90 * 24 * time.Hour
+	}
 	seed := uint64(cfg.Seed)
 	s := &Server{
 		cfg:        cfg,
@@ -226,6 +268,18 @@ func New(cfg Config) *Server {
 		faults:     normFaults(cfg.Faults),
 		limiter:    newLimiter(),
 		orgCreated: time.Date(2019, 3, 14, 9, 26, 53, 0, time.UTC),
+		tokens:     map[string]TokenInfo{},
+		openAuth:   len(cfg.Tokens) == 0 && len(cfg.TokenInfo) == 0,
+	}
+	for tok, scopes := range cfg.Tokens {
+		if scopes == nil {
+			scopes = []string{}
+		}
+		s.tokens[tok] = TokenInfo{Kind: TokenInternalIntegration, Scopes: slices.Clone(scopes)}
+	}
+	for tok, ti := range cfg.TokenInfo {
+		ti.Scopes, ti.Projects = slices.Clone(ti.Scopes), slices.Clone(ti.Projects)
+		s.tokens[tok] = ti
 	}
 	s.reqStats = RequestStats{ByStatus: map[int]int64{}, ByGroup: map[string]int64{}}
 	s.routes()
@@ -400,26 +454,46 @@ func (s *Server) AddEvent(projectID string, e EventSpec) string {
 		msg:       e.Message,
 		group:     g.idx,
 		level:     lvl,
+		ms:        uint16(e.Timestamp.Nanosecond() / int(time.Millisecond)),
 		seq:       s.eventSeq.Add(1),
 	}
 	p.addPendingLocked(ev, s.cfg.OutcomeDelay)
 	return hexID(id)
 }
 
-// SetIssueStatus sets an issue's status (unresolved, resolved, ignored).
+// SetIssueStatus sets an issue's status (unresolved, resolved, ignored;
+// "archived" is ignored) without an event, and the substatus that goes with
+// it: ongoing, archived_forever, or none for resolved. The issues endpoint
+// shows the change only in rows of windows in which the issue has events.
 func (s *Server) SetIssueStatus(issueID, status string) {
-	s.mu.RLock()
-	ps := slices.Clone(s.projects)
-	s.mu.RUnlock()
-	for _, p := range ps {
-		p.mu.Lock()
-		for _, g := range p.groups {
-			if g.idStr == issueID {
-				g.status = status
-			}
-		}
-		p.mu.Unlock()
+	if status == "archived" {
+		status = "ignored"
 	}
+	s.updateGroup(issueID, func(g *group) { g.status, g.substatus = status, defaultSubstatus(status) })
+}
+
+// SetIssueSubstatus sets an issue's substatus (ongoing, escalating,
+// regressed, new for unresolved issues; archived_until_escalating,
+// archived_until_condition_met, archived_forever for ignored ones; "" for
+// none) without an event.
+func (s *Server) SetIssueSubstatus(issueID, substatus string) {
+	s.updateGroup(issueID, func(g *group) { g.substatus = substatus })
+}
+
+// SetIssuePriority sets an issue's priority (high, medium, low) by hand,
+// without an event: priorityLockedAt becomes the current time.
+func (s *Server) SetIssuePriority(issueID, priority string) {
+	at := s.clock.Now().UnixNano()
+	s.updateGroup(issueID, func(g *group) { g.priority, g.priorityLockedAt = priority, at })
+}
+
+// SetIssueSeenStatsMissing makes the issues endpoint's windowed seen-stats
+// query return no row for the issue (or a row again): its rows keep their
+// place in the search but show count "0", userCount 0, and null firstSeen
+// and lastSeen (src/sentry/api/serializers/models/group.py,
+// _parse_seen_stats_results: last_seen.get(item.id)).
+func (s *Server) SetIssueSeenStatsMissing(issueID string, missing bool) {
+	s.updateGroup(issueID, func(g *group) { g.noSeenStats = missing })
 }
 
 // SetIssueLevel sets an issue's level (fatal, error, warning, info, debug).
@@ -448,17 +522,19 @@ func (s *Server) updateGroup(issueID string, f func(*group)) {
 	}
 }
 
-// IssueInfo is the listable state of an issue, as the issues endpoint
-// renders it now.
+// IssueInfo is the state of an issue now. Count, FirstSeen and LastSeen
+// are lifetime values (the "lifetime" object of an issues row), not the
+// window-scoped top-level ones.
 type IssueInfo struct {
 	ID, ProjectID, Status, Level string
+	Substatus, Priority          string
 	Count                        int64
 	FirstSeen, LastSeen          time.Time // second resolution
 	Assignee                     string    // user id; "" unassigned
 }
 
-// Issues returns every issue the organisation issues endpoint can list now
-// (those with at least one visible event, in live projects), by id.
+// Issues returns every issue that exists now: with at least one visible
+// event, the last one within retention, in a live project; sorted by id.
 func (s *Server) Issues() []IssueInfo {
 	s.mu.RLock()
 	var ps []*project
@@ -468,16 +544,18 @@ func (s *Server) Issues() []IssueInfo {
 		}
 	}
 	s.mu.RUnlock()
-	now := s.clock.Now().UnixNano()
+	now := s.clock.Now()
+	edge, _ := s.retentionEdge(now)
 	var out []IssueInfo
 	for _, p := range ps {
 		p.mu.Lock()
-		p.promoteLocked(now)
+		p.promoteLocked(now.UnixNano())
 		for _, g := range p.groups {
-			if g.count == 0 {
+			if g.count == 0 || g.lastSeen < edge {
 				continue
 			}
 			out = append(out, IssueInfo{ID: g.idStr, ProjectID: p.idStr, Status: g.status, Level: levels[g.level],
+				Substatus: g.substatus, Priority: g.priority,
 				Count: g.count, FirstSeen: time.Unix(g.firstSeen, 0).UTC(), LastSeen: time.Unix(g.lastSeen, 0).UTC(),
 				Assignee: g.assignee})
 		}
@@ -501,37 +579,56 @@ func (s *Server) AuditLogIDs() []string {
 	return out
 }
 
-// Visible returns the ids of the project's events visible now, newest
-// first (the order of the events endpoint).
+// retentionEdge returns the oldest event timestamp (unix seconds) still
+// retained at now; ok is false when retention is unlimited (edge is then
+// the smallest int64).
+func (s *Server) retentionEdge(now time.Time) (edge int64, ok bool) {
+	if s.cfg.Retention < 0 {
+		return -maxInt64 - 1, false
+	}
+	return ceilSec(now.Add(-s.cfg.Retention)), true
+}
+
+// retainedLocked returns the visible events of p that are within retention at
+// now, oldest first. p.mu must be held.
+func (s *Server) retainedLocked(p *project, now time.Time) []event {
+	p.promoteLocked(now.UnixNano())
+	edge, _ := s.retentionEdge(now)
+	lo, hi := p.window(edge, maxInt64)
+	return p.visible[lo:hi]
+}
+
+// Visible returns the ids of the project's events visible now (and within
+// retention), newest first (the order of the events endpoint).
 func (s *Server) Visible(projectID string) []string {
 	p := s.lookupProject(projectID)
 	if p == nil {
 		return nil
 	}
-	now := s.clock.Now().UnixNano()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.promoteLocked(now)
-	out := make([]string, 0, len(p.visible))
-	for i := len(p.visible) - 1; i >= 0; i-- {
-		out = append(out, hexID(p.visible[i].id))
+	evs := s.retainedLocked(p, s.clock.Now())
+	out := make([]string, 0, len(evs))
+	for i := len(evs) - 1; i >= 0; i-- {
+		out = append(out, hexID(evs[i].id))
 	}
 	return out
 }
 
-// GroundTruth returns, per project id, the set of event ids visible now.
-// Every project (also deleted ones) is present, possibly with an empty set.
+// GroundTruth returns, per project id, the set of event ids visible now
+// (events older than the retention are gone). Every project (also deleted
+// ones) is present, possibly with an empty set.
 func (s *Server) GroundTruth() map[string]map[string]bool {
 	s.mu.RLock()
 	ps := slices.Clone(s.projects)
 	s.mu.RUnlock()
-	now := s.clock.Now().UnixNano()
+	now := s.clock.Now()
 	out := make(map[string]map[string]bool, len(ps))
 	for _, p := range ps {
 		p.mu.Lock()
-		p.promoteLocked(now)
-		set := make(map[string]bool, len(p.visible))
-		for _, e := range p.visible {
+		evs := s.retainedLocked(p, now)
+		set := make(map[string]bool, len(evs))
+		for _, e := range evs {
 			set[hexID(e.id)] = true
 		}
 		p.mu.Unlock()
@@ -540,17 +637,17 @@ func (s *Server) GroundTruth() map[string]map[string]bool {
 	return out
 }
 
-// VisibleCount returns the number of events visible now across the org.
+// VisibleCount returns the number of events visible now (and within
+// retention) across the org.
 func (s *Server) VisibleCount() int {
 	s.mu.RLock()
 	ps := slices.Clone(s.projects)
 	s.mu.RUnlock()
-	now := s.clock.Now().UnixNano()
+	now := s.clock.Now()
 	n := 0
 	for _, p := range ps {
 		p.mu.Lock()
-		p.promoteLocked(now)
-		n += len(p.visible)
+		n += len(s.retainedLocked(p, now))
 		p.mu.Unlock()
 	}
 	return n

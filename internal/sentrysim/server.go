@@ -16,6 +16,7 @@ type request struct {
 	q      url.Values
 	now    time.Time
 	scopes []string
+	caller *caller
 }
 
 // response is what a handler returns; the middleware writes it.
@@ -26,22 +27,26 @@ type response struct {
 	html   bool
 }
 
+// route is one endpoint. An endpoint with its own rate limits (Sentry's
+// rate_limits on the view) has its own group and view name: its budget is
+// separate per caller from every other endpoint's.
 type route struct {
 	pattern string
-	group   string
-	query   bool // "Query timeout" faults apply
+	group   string // rate-limit group: GroupEvents, GroupStats or GroupDefault
+	view    string // Sentry's view class, part of the rate-limit key; "" for the default group
+	query   bool   // "Query timeout" faults apply
 	h       func(*request) response
 }
 
 func (s *Server) routes() {
 	s.mux = http.NewServeMux()
 	for _, rt := range []route{
-		{"/api/0/organizations/{org}/{$}", GroupDefault, false, s.handleOrg},
-		{"/api/0/organizations/{org}/projects/{$}", GroupDefault, false, s.handleProjects},
-		{"/api/0/projects/{org}/{project}/events/{$}", GroupEvents, true, s.handleEvents},
-		{"/api/0/organizations/{org}/issues/{$}", GroupDefault, true, s.handleIssues},
-		{"/api/0/organizations/{org}/audit-logs/{$}", GroupDefault, false, s.handleAuditLogs},
-		{"/api/0/organizations/{org}/stats_v2/{$}", GroupDefault, true, s.handleStats},
+		{"/api/0/organizations/{org}/{$}", GroupDefault, "", false, s.handleOrg},
+		{"/api/0/organizations/{org}/projects/{$}", GroupDefault, "", false, s.handleProjects},
+		{"/api/0/projects/{org}/{project}/events/{$}", GroupEvents, "ProjectEventsEndpoint", true, s.handleEvents},
+		{"/api/0/organizations/{org}/issues/{$}", GroupDefault, "", true, s.handleIssues},
+		{"/api/0/organizations/{org}/audit-logs/{$}", GroupDefault, "", false, s.handleAuditLogs},
+		{"/api/0/organizations/{org}/stats_v2/{$}", GroupStats, "OrganizationStatsEndpointV2", true, s.handleStats},
 	} {
 		s.mux.HandleFunc(rt.pattern, s.wrap(rt))
 	}
@@ -105,11 +110,7 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 			return
 		}
 		if !s.cfg.SelfHosted && !s.cfg.RateLimits.Disabled {
-			lim := s.cfg.RateLimits.Default
-			if rt.group == GroupEvents {
-				lim = s.cfg.RateLimits.Events
-			}
-			res := s.limiter.acquire(rateKey(r)+"|"+rt.group, lim, s.clock.Now())
+			res := s.limiter.acquire(s.rateKey(r, rt), s.limitFor(rt.group), s.clock.Now())
 			// Sentry's middleware frees the concurrency slot when the view
 			// returns, before the body reaches the client: release before
 			// writing, so a client's next request never races the body.
@@ -130,7 +131,7 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 			}
 			t.Stop()
 		}
-		scopes, authErr := s.authenticate(r)
+		who, authErr := s.authenticate(r)
 		var resp response
 		switch {
 		case authErr != nil:
@@ -140,7 +141,7 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 		case f == faultQueryTimeout:
 			resp = badRequest("Query timeout. Please try again. If the problem persists try a smaller date range or fewer projects.")
 		default:
-			resp = rt.h(&request{r: r, q: r.URL.Query(), now: s.clock.Now(), scopes: scopes})
+			resp = rt.h(&request{r: r, q: r.URL.Query(), now: s.clock.Now(), scopes: who.scopes, caller: who})
 			if f == faultTruncated && resp.status == http.StatusOK && len(resp.body) > 1 {
 				resp.body = resp.body[:len(resp.body)/2]
 			}
@@ -165,19 +166,18 @@ func (s *Server) write(w http.ResponseWriter, resp response) {
 	_, _ = w.Write(resp.body)
 }
 
-// rateKey identifies the caller: the bearer token, or the remote IP.
-func rateKey(r *http.Request) string {
-	if _, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.TrimSpace(tok) != "" {
-		return "token:" + strings.TrimSpace(tok)
+// limitFor returns the configured limit of a rate-limit group.
+func (s *Server) limitFor(group string) Limit {
+	switch group {
+	case GroupEvents:
+		return s.cfg.RateLimits.Events
+	case GroupStats:
+		return s.cfg.RateLimits.Stats
 	}
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i > 0 {
-		host = host[:i]
-	}
-	return "ip:" + host
+	return s.cfg.RateLimits.Default
 }
 
-func (s *Server) authenticate(r *http.Request) ([]string, *response) {
+func (s *Server) authenticate(r *http.Request) (*caller, *response) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		resp := jsonResp(http.StatusUnauthorized, jsonDetail("Authentication credentials were not provided."))
@@ -195,15 +195,12 @@ func (s *Server) authenticate(r *http.Request) ([]string, *response) {
 		resp := jsonResp(http.StatusUnauthorized, jsonDetail("Invalid token header. No credentials provided."))
 		return nil, &resp
 	}
-	if len(s.cfg.Tokens) == 0 {
-		return allScopes, nil
-	}
-	scopes, ok := s.cfg.Tokens[tok]
-	if !ok {
+	c := s.lookupToken(tok)
+	if c == nil {
 		resp := jsonResp(http.StatusUnauthorized, jsonDetail("Invalid token"))
 		return nil, &resp
 	}
-	return scopes, nil
+	return c, nil
 }
 
 var allScopes = []string{"org:admin", "project:admin", "event:admin", "member:admin", "team:admin"}
@@ -288,7 +285,9 @@ func last(q url.Values, key string) (string, bool) {
 	return v[len(v)-1], true
 }
 
-// perPage is clamp_pagination_per_page: default 100, max 100.
+// perPage is clamp_pagination_per_page
+// (src/sentry/utils/pagination_factory.py): default 100; 0, negative and
+// above 100 are all "Invalid per_page value. Must be between 1 and 100.".
 func perPage(q url.Values) (int64, *response) {
 	raw, ok := last(q, "per_page")
 	if !ok {
@@ -299,8 +298,8 @@ func perPage(q url.Values) (int64, *response) {
 		resp := badRequest("Invalid per_page parameter.")
 		return 0, &resp
 	}
-	if n > 100 {
-		resp := badRequest("Invalid per_page value. Cannot exceed 100.")
+	if n < 1 || n > 100 {
+		resp := badRequest("Invalid per_page value. Must be between 1 and 100.")
 		return 0, &resp
 	}
 	return n, nil

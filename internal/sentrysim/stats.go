@@ -25,6 +25,11 @@ func (s *Server) handleStats(rq *request) response {
 		return *e
 	}
 	q := rq.q
+	// build_outcomes_query resolves the projects before it parses the rest.
+	ps, e := s.statsProjects(rq)
+	if e != nil {
+		return *e
+	}
 	if len(q["field"]) == 0 {
 		return badRequest(`At least one "field" is required.`)
 	}
@@ -110,22 +115,7 @@ func (s *Server) handleStats(rq *request) response {
 	if reason, ok := last(q, "reason"); ok {
 		reasonOK = hourly && reason == "none"
 	}
-	wanted, e := s.projectFilter(q, rq.scopes)
-	if e != nil {
-		return *e
-	}
 	byProject := slices.Contains(groupBy, "project")
-	s.mu.RLock()
-	var ps []*project
-	for _, p := range s.projects {
-		if p.live && (wanted == nil || wanted[p.idStr]) {
-			ps = append(ps, p)
-		}
-	}
-	s.mu.RUnlock()
-	if byProject && len(ps) == 0 {
-		return badRequest("No projects available")
-	}
 
 	type series struct {
 		projectID string
@@ -242,6 +232,41 @@ func (s *Server) handleStats(rq *request) response {
 	}
 	b = append(b, "]}"...)
 	return jsonResp(http.StatusOK, b)
+}
+
+// statsProjects is _get_projects_for_orgstats_query
+// (src/sentry/api/endpoints/organization_stats_v2.py). An "org total
+// query" (no project ids, or only -1, and "project" not in
+// request.GET.get("groupBy")) is not filtered by project at all: it counts
+// every project of the organisation, deleted ones included, whatever the
+// caller's membership. Otherwise get_projects applies: without ids, the
+// member projects; "No projects available" (400) when that is empty.
+//
+// request.GET.get returns the LAST groupBy value and the test is a
+// substring test on it, so groupBy=project&groupBy=outcome is an org total
+// query (not membership-filtered) while groupBy=outcome&groupBy=project is
+// not.
+func (s *Server) statsProjects(rq *request) ([]*project, *response) {
+	raw := rq.q["project"]
+	ids, all, e := parseProjectIDs(raw)
+	if e != nil {
+		return nil, e
+	}
+	lastGroupBy, _ := last(rq.q, "groupBy")
+	if (len(ids) == 0 || all) && !strings.Contains(lastGroupBy, "project") {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return slices.Clone(s.projects), nil
+	}
+	ps, e := s.getProjects(rq, raw)
+	if e != nil {
+		return nil, e
+	}
+	if len(ps) == 0 {
+		resp := badRequest("No projects available")
+		return nil, &resp
+	}
+	return ps, nil
 }
 
 func mod(a, b int64) int64 {

@@ -11,14 +11,19 @@ import (
 
 // event is one stored event, kept small and pointer-light (one string) so a
 // million of them are cheap for the garbage collector.
+//
+// A project's events are kept in one slice sorted by (ts, id), so a time
+// window is two binary searches (project.window) and a scan; an endpoint
+// that needs other aggregates (Discover, say) scans that range.
 type event struct {
 	id        [16]byte
-	ts        int64 // event timestamp, unix seconds (Snuba's resolution)
+	ts        int64 // event timestamp, unix seconds (Snuba's timestamp column: filters and order)
 	visibleAt int64 // unix nanos
 	received  int64 // unix nanos
 	msg       string
 	group     int32 // index into project.groups
 	level     uint8
+	ms        uint16 // milliseconds of the timestamp (timestamp_ms; dateCreated only)
 	seq       uint32 // varies user, tags…
 }
 
@@ -88,13 +93,28 @@ type group struct {
 	priority string
 	release  string
 
-	status    string
-	assignee  string // user id; "" unassigned
-	firstSeen int64
-	lastSeen  int64
-	count     int64
-	users     [8]uint64
-	userCount int64
+	status           string
+	substatus        string // "" renders null
+	assignee         string // user id; "" unassigned
+	priorityLockedAt int64  // unix nanos of the last SetIssuePriority; 0 none
+	noSeenStats      bool   // SetIssueSeenStatsMissing
+	firstSeen        int64
+	firstSeenMs      uint16
+	lastSeen         int64
+	count            int64
+	users            [8]uint64
+	userCount        int64
+}
+
+// defaultSubstatus is the substatus an issue gets with a status.
+func defaultSubstatus(status string) string {
+	switch status {
+	case "unresolved":
+		return "ongoing"
+	case "ignored":
+		return "archived_forever"
+	}
+	return ""
 }
 
 func (p *project) addPendingLocked(e event, outcomeDelay time.Duration) {
@@ -172,8 +192,8 @@ func mergeBack(dst, add []event) []event {
 }
 
 func (g *group) seen(e event) {
-	if g.count == 0 || e.ts < g.firstSeen {
-		g.firstSeen = e.ts
+	if g.count == 0 || e.ts < g.firstSeen || (e.ts == g.firstSeen && e.ms < g.firstSeenMs) {
+		g.firstSeen, g.firstSeenMs = e.ts, e.ms
 	}
 	if e.ts > g.lastSeen {
 		g.lastSeen = e.ts
@@ -189,14 +209,22 @@ func (g *group) seen(e event) {
 const userPool = 500
 
 // window returns the index range [lo, hi) of visible events with
-// start <= ts < end (unix seconds); a zero bound is open.
-func (p *project) window(start, end int64, hasRange bool) (lo, hi int) {
-	if !hasRange {
-		return 0, len(p.visible)
-	}
+// start <= ts < end (unix seconds).
+func (p *project) window(start, end int64) (lo, hi int) {
 	lo, _ = slices.BinarySearchFunc(p.visible, start, func(e event, t int64) int { return cmp64(e.ts, t) })
 	hi, _ = slices.BinarySearchFunc(p.visible, end, func(e event, t int64) int { return cmp64(e.ts, t) })
 	return lo, max(lo, hi)
+}
+
+// ceilSec returns the first whole second at or after t: the Snuba
+// timestamp t' of an event (whole seconds) satisfies t' >= t exactly when
+// t' >= ceilSec(t).
+func ceilSec(t time.Time) int64 {
+	sec := t.Unix()
+	if t.Nanosecond() > 0 {
+		sec++
+	}
+	return sec
 }
 
 func cmp64(a, b int64) int {
@@ -256,15 +284,16 @@ func (s *Server) newGroupLocked(p *project, tpl template, level uint8, status st
 		prio = "low"
 	}
 	g := &group{
-		idx:      int32(len(p.groups)),
-		id:       id,
-		idStr:    strconv.FormatInt(id, 10),
-		shortID:  strings.ToUpper(p.slug) + "-" + strconv.FormatInt(int64(len(p.groups)+1), 36),
-		tpl:      tpl,
-		level:    level,
-		priority: strings.ToLower(prio),
-		release:  p.slug + "@1." + strconv.Itoa(int(seq%9)) + "." + strconv.Itoa(int(seq%23)),
-		status:   status,
+		idx:       int32(len(p.groups)),
+		id:        id,
+		idStr:     strconv.FormatInt(id, 10),
+		shortID:   strings.ToUpper(p.slug) + "-" + strconv.FormatInt(int64(len(p.groups)+1), 36),
+		tpl:       tpl,
+		level:     level,
+		priority:  strings.ToLower(prio),
+		release:   p.slug + "@1." + strconv.Itoa(int(seq%9)) + "." + strconv.Itoa(int(seq%23)),
+		status:    status,
+		substatus: defaultSubstatus(status),
 	}
 	g.shortID = strings.ToUpper(g.shortID)
 	p.groups = append(p.groups, g)
