@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secops-collectors/sentry-gcs/internal/collector"
+	"github.com/secops-collectors/sentry-gcs/internal/backfill"
 	"github.com/secops-collectors/sentry-gcs/internal/pubsub"
-	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 	"github.com/secops-collectors/sentry-gcs/internal/sentrysim"
 	"github.com/secops-collectors/sentry-gcs/internal/sink"
 )
@@ -40,17 +39,9 @@ func TestBackfill_endToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := sentry.New(sentry.Options{BaseURL: sim.URL(), Token: "tok"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &collectorAdapter{
-		opts:  collector.Options{Org: "acme", DataPrefix: "sentry/events/", StatePrefix: "sentry/state/", Budget: time.Minute},
-		base:  client,
-		store: store,
-	}
+	a := newTestApp(t, sim.URL(), store, nil)
 	env := newTestEnv(t, func(o *serverOptions) {
-		o.Collector, o.Backfill, o.Classify = a, a, classifyCollectorError
+		o.Collector, o.Backfill = a, a
 		o.Verifier, o.AuthDisabled = nil, true
 	})
 
@@ -88,7 +79,7 @@ func TestBackfill_endToEnd(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &prog); err != nil || rec.Code != http.StatusOK {
 		t.Fatalf("GET: %d %s", rec.Code, rec.Body.String())
 	}
-	if prog.Status != collector.BackfillDone || prog.EventsWritten != 12 || prog.WindowsDone != prog.WindowsTotal {
+	if prog.Status != backfill.Done || prog.EventsWritten != 12 || prog.WindowsDone != prog.WindowsTotal {
 		t.Errorf("progress = %+v, want done with the 12 old events", prog)
 	}
 

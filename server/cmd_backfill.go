@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/secops-collectors/sentry-gcs/internal/collector"
+	"github.com/secops-collectors/sentry-gcs/internal/backfill"
 )
 
 // cliBackfillBudget bounds each run of the local backfill loop, so that
@@ -20,22 +19,23 @@ const cliBackfillBudget = 2 * time.Minute
 
 // runBackfillCmd creates a backfill job (or resumes one with -job) and runs
 // it to completion in bounded runs, with the configuration from the
-// environment. Exit codes as collect: 0 done, 2 configuration or invalid
-// request, 3 transient failure (resume with -job <id>), 1 anything else.
+// environment.
 func runBackfillCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
+	fs := newFlags("backfill", "-start T -end T [-projects a,b|all] [-json]  |  server backfill -job ID [-json]",
+		`Reads a past range [start, end) of the events again (within Sentry's 90-day retention) and
+writes only the events the output does not hold yet, running the job to completion in bounded
+runs with a progress bar on a terminal. -job resumes an interrupted job.
+
+exit codes: as collect (2 also for an invalid range or an unknown project; 3: resume with -job).`)
 	startF := fs.String("start", "", "start of the range, RFC 3339 (e.g. 2026-01-01T00:00:00Z)")
 	endF := fs.String("end", "", "end of the range (exclusive), RFC 3339")
 	projectsF := fs.String("projects", "all", `comma-separated project ids or slugs, or "all"`)
 	jobF := fs.String("job", "", "resume this job id instead of creating one")
 	jsonOut := fs.Bool("json", false, "print the final job progress as JSON on stdout")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: exitConfig, err: err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return &exitError{code: exitConfig, err: fmt.Errorf("backfill takes only flags, got %q", fs.Args())}
-	}
-	var spec collector.BackfillSpec
+	var spec backfill.Spec
 	if *jobF == "" {
 		var err error
 		if spec.Start, err = time.Parse(time.RFC3339, *startF); err != nil {
@@ -44,14 +44,14 @@ func runBackfillCmd(ctx context.Context, args []string) error {
 		if spec.End, err = time.Parse(time.RFC3339, *endF); err != nil {
 			return &exitError{code: exitConfig, err: fmt.Errorf("-end must be an RFC 3339 time such as 2026-01-08T00:00:00Z, got %q", *endF)}
 		}
-		if p := strings.TrimSpace(*projectsF); p != "" && p != "all" {
-			for _, s := range strings.Split(p, ",") {
-				if s = strings.TrimSpace(s); s != "" {
-					spec.Projects = append(spec.Projects, s)
-				}
-			}
+		if p := strings.TrimSpace(*projectsF); p != "all" {
+			spec.Projects = splitList(p)
 		}
 		spec.CreatedBy = "cli"
+		// Check the range before anything is contacted.
+		if _, _, _, err := backfill.Validate(spec, time.Now().UTC()); err != nil {
+			return withCode(err)
+		}
 	}
 
 	ctx, env, err := openCLI(ctx)
@@ -59,63 +59,47 @@ func runBackfillCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer func() { _ = env.close() }()
-	cfg, logger, api, store := env.cfg, env.logger, env.api, env.store
-
-	opts := collectorOptions(cfg, logger, nil)
-	opts.Budget = min(opts.Budget, cliBackfillBudget)
-	if opts.Budget <= 0 {
-		opts.Budget = cliBackfillBudget
-	}
-	newC := func() (*collector.Collector, error) {
-		o := opts
-		o.RunID = ""
-		return collector.New(o, api, store, store)
-	}
-	c, err := newC()
-	if err != nil {
-		return &exitError{code: exitConfig, err: err}
-	}
+	// Commit (and show) progress at least every cliBackfillBudget.
+	env.cfg.RunBudget = min(env.cfg.RunBudget, cliBackfillBudget)
 	id := *jobF
 	if id == "" {
-		job, err := c.CreateBackfill(ctx, spec)
+		job, err := env.app.CreateBackfill(ctx, spec)
 		if err != nil {
-			return &exitError{code: classify(err), err: fmt.Errorf("failed to create the backfill job: %w", err)}
+			return withCode(fmt.Errorf("failed to create the backfill job: %w", err))
 		}
 		id = job.ID
 		fmt.Fprintf(os.Stderr, "backfill job %s: %s … %s, %d projects\n", id,
 			job.Start.Format(time.RFC3339), job.End.Format(time.RFC3339), len(job.Projects))
 	}
-	return backfillLoop(ctx, os.Stderr, os.Stdout, *jsonOut, id, func(ctx context.Context) (collector.BackfillSummary, error) {
-		c, err := newC()
-		if err != nil {
-			return collector.BackfillSummary{}, err
-		}
-		return c.RunBackfill(ctx, id)
+	return backfillLoop(ctx, os.Stderr, os.Stdout, *jsonOut, id, func(ctx context.Context) (backfill.Result, error) {
+		return env.app.RunBackfill(ctx, id)
 	})
 }
 
 // backfillLoop runs bounded backfill runs until the job is finished, showing
 // a progress line on a terminal, and prints the final summary.
 func backfillLoop(ctx context.Context, tty *os.File, out io.Writer, asJSON bool, id string,
-	runOnce func(context.Context) (collector.BackfillSummary, error),
+	runOnce func(context.Context) (backfill.Result, error),
 ) error {
 	show := isTerminal(tty)
 	start := time.Now()
-	var last collector.BackfillSummary
+	var last backfill.Result
 	for held := 0; ; {
-		sum, err := runOnce(ctx)
+		res, err := runOnce(ctx)
 		if err != nil {
 			if show {
 				fmt.Fprintln(tty)
 			}
-			if errors.Is(err, collector.ErrBackfillNotFound) {
+			if errors.Is(err, backfill.ErrNotFound) {
 				return &exitError{code: exitConfig, err: err}
 			}
-			return &exitError{code: classify(err), err: fmt.Errorf("backfill failed (resume with -job %s): %w", id, err)}
+			return withCode(fmt.Errorf("backfill failed (resume with -job %s): %w", id, err))
 		}
+		sum := res.Summary
 		if sum.LeaseHeld {
 			if held++; held > 3 {
-				return &exitError{code: exitTransient, err: fmt.Errorf("another run works on backfill job %s; try again later with -job %s", id, id)}
+				return &exitError{code: exitLeaseHeld, err: fmt.Errorf("another run (%s) works on backfill job %s until %s at the latest; try again later with -job %s",
+					sum.LeaseHolder, id, sum.LeaseUntil.UTC().Format(time.RFC3339), id)}
 			}
 			select {
 			case <-ctx.Done():
@@ -124,9 +108,9 @@ func backfillLoop(ctx context.Context, tty *os.File, out io.Writer, asJSON bool,
 			}
 			continue
 		}
-		last = sum
+		last = res
 		if show {
-			wd, wt, ev, dups := sum.Job.Totals()
+			wd, wt, ev, dups := res.Job.Totals()
 			fmt.Fprintf(tty, "\r%s %3d%%  windows %d/%d  events %d  duplicates %d  %s ", bar(wd, wt, 24), pct(wd, wt),
 				wd, wt, ev, dups, time.Since(start).Round(time.Second))
 		}
@@ -154,7 +138,7 @@ func backfillLoop(ctx context.Context, tty *os.File, out io.Writer, asJSON bool,
 			fmt.Fprintf(out, "  error: %s\n", e)
 		}
 	}
-	if p.Status == collector.BackfillFailed {
+	if p.Status == backfill.Failed {
 		return &exitError{code: exitConfig, err: fmt.Errorf("backfill %s finished with %d failed projects", p.JobID, len(p.Errors))}
 	}
 	return nil

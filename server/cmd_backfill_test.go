@@ -8,30 +8,34 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/secops-collectors/sentry-gcs/internal/collector"
+	"github.com/secops-collectors/sentry-gcs/internal/backfill"
+
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
+
+	"github.com/secops-collectors/sentry-gcs/internal/engine"
 )
 
 func TestBackfillLoop(t *testing.T) {
 	t.Parallel()
-	job := func(status string, done int) collector.BackfillJob {
-		return collector.BackfillJob{ID: "j1", Status: status,
-			Projects: []collector.BackfillProject{{ID: "1", WindowsDone: done, WindowsTotal: 3, EventsWritten: 5 * done}}}
+	job := func(status string, done int) backfill.Job {
+		return backfill.Job{ID: "j1", Status: status,
+			Projects: []backfill.Project{{ID: "1", WindowsDone: done, WindowsTotal: 3, EventsWritten: 5 * done}}}
 	}
 	cases := []struct {
 		name     string
-		results  []collector.BackfillSummary
+		results  []backfill.Result
 		err      error
 		wantCode int
 		wantOut  string
 	}{
-		{name: "runs_until_done", results: []collector.BackfillSummary{
-			{WorkRemaining: true, Job: job("running", 1)},
-			{WorkRemaining: true, Job: job("running", 2)},
+		{name: "runs_until_done", results: []backfill.Result{
+			{Summary: engine.Summary{WorkRemaining: true}, Job: job("running", 1)},
+			{Summary: engine.Summary{WorkRemaining: true}, Job: job("running", 2)},
 			{Job: job("done", 3)},
 		}, wantOut: "backfill j1 done: 3/3 windows, 15 events written"},
 		{name: "other_error", err: errors.New("boom"), wantCode: exitFailure},
-		{name: "config", err: collector.ErrConfig, wantCode: exitConfig},
-		{name: "failed_projects", results: []collector.BackfillSummary{{Job: func() collector.BackfillJob {
+		{name: "config", err: failure.ErrConfig, wantCode: exitConfig},
+		{name: "failed_projects", results: []backfill.Result{{Job: func() backfill.Job {
 			j := job("failed", 3)
 			j.Errors = []string{"project 1: 404"}
 			return j
@@ -42,9 +46,9 @@ func TestBackfillLoop(t *testing.T) {
 			t.Parallel()
 			var out bytes.Buffer
 			i := 0
-			err := backfillLoop(t.Context(), os.Stderr, &out, false, "j1", func(context.Context) (collector.BackfillSummary, error) {
+			err := backfillLoop(t.Context(), os.Stderr, &out, false, "j1", func(context.Context) (backfill.Result, error) {
 				if tc.err != nil {
-					return collector.BackfillSummary{}, tc.err
+					return backfill.Result{}, tc.err
 				}
 				i++
 				return tc.results[i-1], nil

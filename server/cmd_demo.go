@@ -2,20 +2,19 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
 
-	"github.com/secops-collectors/sentry-gcs/internal/collector"
+	"github.com/secops-collectors/sentry-gcs/internal/clock"
 	"github.com/secops-collectors/sentry-gcs/internal/config"
+	"github.com/secops-collectors/sentry-gcs/internal/engine"
+	"github.com/secops-collectors/sentry-gcs/internal/events"
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
 	"github.com/secops-collectors/sentry-gcs/internal/logging"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 	"github.com/secops-collectors/sentry-gcs/internal/sentrysim"
@@ -29,6 +28,7 @@ import (
 type demoSettings struct {
 	projects    int
 	backlog     int
+	backlogSpan time.Duration
 	arrivals    int
 	arrivalSpan time.Duration
 	maxLate     time.Duration
@@ -42,6 +42,7 @@ func defaultDemoSettings() demoSettings {
 	return demoSettings{
 		projects:    6,
 		backlog:     12000,
+		backlogSpan: 6 * time.Hour,
 		arrivals:    1500,
 		arrivalSpan: 20 * time.Second,
 		maxLate:     8 * time.Second,
@@ -92,7 +93,7 @@ func runDemo(ctx context.Context, args []string) error {
 	sim.Populate(sentrysim.Scenario{
 		Projects:     s.projects,
 		Backlog:      s.backlog,
-		BacklogSpan:  6 * time.Hour,
+		BacklogSpan:  s.backlogSpan,
 		Arrivals:     s.arrivals,
 		ArrivalSpan:  s.arrivalSpan,
 		LateFraction: 0.05,
@@ -109,7 +110,7 @@ func runDemo(ctx context.Context, args []string) error {
 		return fmt.Errorf("failed to create the Sentry client: %w", err)
 	}
 	progress := &progressPrinter{w: out, enabled: true}
-	opts := collector.Options{
+	c, err := events.New(events.Options{
 		Org:                "acme",
 		DataPrefix:         cfg.GCSPrefix,
 		StatePrefix:        cfg.StateKey,
@@ -117,14 +118,12 @@ func runDemo(ctx context.Context, args []string) error {
 		MaxPagesPerProject: 10,
 		Lag:                s.lag,
 		Overlap:            s.overlap,
-		InitialLookback:    7 * time.Hour,
-		Budget:             20 * time.Second,
-		Logger:             logger,
+		InitialLookback:    s.backlogSpan, // the first window starts where the backlog does
+		FullSweepInterval:  -1,
 		Progress:           progress.print,
-	}
-	c, err := collector.New(opts, client, store, store)
+	}, client, engine.Env{Data: store, State: store, Counters: client.RequestCounts})
 	if err != nil {
-		return fmt.Errorf("failed to create the collector: %w", err)
+		return fmt.Errorf("failed to create the events stream: %w", err)
 	}
 
 	fmt.Fprintf(out, "Simulated Sentry organisation %q at %s: %d projects, %d events in the backlog, %d arriving over %s (5%% of them late), 2%% 5xx, 1%% HTML 502, 1%% truncated bodies, rate limit 60 requests per 6 s.\n",
@@ -137,8 +136,8 @@ func runDemo(ctx context.Context, args []string) error {
 	quiet := start.Add(s.arrivalSpan + s.maxLate + s.lag + 6*time.Second)
 	for pass := 1; ; pass++ {
 		fmt.Fprintf(out, "pass %d\n", pass)
-		sum, err := c.Run(ctx)
-		if err != nil && !collector.IsTransient(err) {
+		sum, err := c.Run(ctx, demoBudget)
+		if err != nil && !failure.IsTransient(err) {
 			return fmt.Errorf("demo pass %d failed: %w", pass, err)
 		}
 		if err := printSummary(out, sum, false); err != nil {
@@ -154,95 +153,22 @@ func runDemo(ctx context.Context, args []string) error {
 		if sum.WorkRemaining {
 			wait = 0 // a continuation: go on at once, as the service does
 		}
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := (clock.Real{}).Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("demo interrupted: %w", err)
 		}
 	}
 	fmt.Fprintf(out, "\nfinished in %s\n\n", time.Since(start).Round(100*time.Millisecond))
-	return verifyDemo(ctx, out, store, cfg.GCSPrefix, sim.GroundTruth())
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// verifyDemo reads every data object back and compares it with the events
-// Sentry (the simulator) has made visible: nothing lost, nothing duplicated,
-// nothing that is not an event.
-func verifyDemo(ctx context.Context, out io.Writer, store *sink.Dir, prefix string, truth map[string]map[string]bool) error {
-	names, err := store.List(ctx, prefix)
+	rep, err := sentrysim.Verify(ctx, store, cfg.GCSPrefix, sim.GroundTruth())
 	if err != nil {
-		return fmt.Errorf("failed to list %s: %w", prefix, err)
+		return fmt.Errorf("failed to read the output back: %w", err)
 	}
-	seen := map[string]map[string]int{}
-	lines, bad := 0, 0
-	for _, name := range names {
-		data, _, err := store.Read(ctx, name)
-		if err != nil {
-			return fmt.Errorf("failed to read %s: %w", name, err)
-		}
-		for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
-			lines++
-			var ev struct {
-				ID        string `json:"id"`
-				ProjectID string `json:"projectID"`
-			}
-			if err := json.Unmarshal([]byte(line), &ev); err != nil || ev.ID == "" || ev.ProjectID == "" {
-				bad++
-				continue
-			}
-			if seen[ev.ProjectID] == nil {
-				seen[ev.ProjectID] = map[string]int{}
-			}
-			seen[ev.ProjectID][ev.ID]++
-		}
-	}
-	projects := make([]string, 0, len(truth))
-	for p := range truth {
-		projects = append(projects, p)
-	}
-	sort.Strings(projects)
-	fmt.Fprintf(out, "%d objects, %d lines\n", len(names), lines)
-	fmt.Fprintf(out, "%-10s %10s %10s %10s %10s %10s\n", "project", "in Sentry", "in bucket", "lost", "duplicated", "unknown")
-	var lost, dup, extra int
-	for _, p := range projects {
-		var l, d, x int
-		for id := range truth[p] {
-			if seen[p][id] == 0 {
-				l++
-			}
-		}
-		stored := 0
-		for id, n := range seen[p] {
-			stored += n
-			if n > 1 {
-				d += n - 1
-			}
-			if !truth[p][id] {
-				x++
-			}
-		}
-		fmt.Fprintf(out, "%-10s %10d %10d %10d %10d %10d\n", p, len(truth[p]), stored, l, d, x)
-		lost, dup, extra = lost+l, dup+d, extra+x
-	}
-	for p := range seen {
-		if _, ok := truth[p]; !ok {
-			extra += len(seen[p])
-		}
-	}
-	if lost+dup+extra+bad > 0 {
-		return fmt.Errorf("the bucket does not match Sentry: %d lost, %d duplicated, %d unknown, %d lines that are not events", lost, dup, extra, bad)
+	rep.Table(out)
+	if err := rep.Err(); err != nil {
+		return err
 	}
 	fmt.Fprintln(out, "\nOK: every event Sentry made visible is stored exactly once, and nothing else is.")
 	return nil
 }
+
+// demoBudget bounds each demo pass, as RUN_BUDGET bounds a push.
+const demoBudget = 20 * time.Second

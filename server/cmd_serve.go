@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -24,13 +22,12 @@ import (
 
 // runServe runs the HTTP service until ctx is done (SIGTERM).
 func runServe(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("serve: %w", err)}
-	}
-	if fs.NArg() > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("serve takes no arguments, got %q (configuration comes from the environment)", fs.Args())}
+	fs := newFlags("serve", "", `Runs the HTTP service until SIGTERM: POST /pubsub/push (Pub/Sub push deliveries: ticks,
+continuations, backfill messages), POST /backfill and GET /backfill/{id} (operators),
+GET /health. Configuration comes from the environment (PORT, PUSH_AUDIENCE,
+PUSH_SERVICE_ACCOUNTS or PUSH_AUTH_DISABLED=true locally, ...); logs are JSON lines on stdout.`)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 
 	cfg, err := config.Load(ctx, envconfig.OsLookuper())
@@ -79,11 +76,14 @@ func serveConfig(ctx context.Context, cfg *config.Config, deps serveDeps) (retEr
 		}
 	}()
 
-	logger.InfoContext(ctx, "starting",
+	logger.InfoContext(ctx, "loaded configuration",
 		"version", buildinfo.Version,
 		"commit", buildinfo.Commit,
 		"addr", ln.Addr().String(),
 		"config", cfg)
+	for _, w := range cfg.Warnings() {
+		logger.WarnContext(ctx, w)
+	}
 
 	opts := serverOptions{
 		Logger:         logger,
@@ -148,17 +148,21 @@ func serveConfig(ctx context.Context, cfg *config.Config, deps serveDeps) (retEr
 	if deps.Collector != nil {
 		opts.Collector = deps.Collector
 	} else {
-		c, closeCollector, err := buildCollector(ctx, cfg, logger)
+		store, location, closeStore, err := openStore(ctx, cfg)
 		if err != nil {
 			return err
 		}
 		defer func() {
-			if err := closeCollector(); err != nil {
+			if err := closeStore(); err != nil {
 				retErr = errors.Join(retErr, fmt.Errorf("failed to close storage: %w", err))
 			}
 		}()
-		opts.Collector = c
-		opts.Classify = classifyCollectorError
+		a, err := newApp(cfg, store, logger)
+		if err != nil {
+			return err
+		}
+		logger.InfoContext(ctx, "collector ready", "output", location, "streams", a.streams)
+		opts.Collector = a
 	}
 
 	if b, ok := opts.Collector.(Backfiller); ok {

@@ -4,9 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secops-collectors/sentry-gcs/internal/collector"
-	"github.com/secops-collectors/sentry-gcs/internal/config"
-	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 	"github.com/secops-collectors/sentry-gcs/internal/sentrysim"
 	"github.com/secops-collectors/sentry-gcs/internal/sink"
 )
@@ -30,29 +27,18 @@ func TestCollectorAdapter_drainStopsRunsSoftly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := sentry.New(sentry.Options{BaseURL: sim.URL(), Token: "tok"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	newAdapter := func() *collectorAdapter {
-		return &collectorAdapter{
-			opts:  collector.Options{Org: "acme", DataPrefix: "sentry/events/", StatePrefix: "sentry/state/", Budget: time.Minute},
-			base:  api,
-			store: store,
-		}
-	}
-	var _ Drainer = newAdapter()
+	newAdapter := func() *app { return newTestApp(t, sim.URL(), store, nil) }
 	a := newAdapter()
 	a.Drain()
 	a.Drain() // idempotent
-	res, err := a.Run(t.Context())
+	res, err := a.RunStreams(t.Context(), "")
 	if err != nil || !res.WorkRemaining {
 		t.Fatalf("run after Drain: %+v, %v; want work remaining and no error", res, err)
 	}
 	if names, _ := store.List(t.Context(), "sentry/events/"); len(names) != 0 {
 		t.Fatalf("run after Drain wrote %v", names)
 	}
-	res, err = newAdapter().Run(t.Context())
+	res, err = newAdapter().RunStreams(t.Context(), "")
 	if err != nil || res.WorkRemaining {
 		t.Fatalf("run without Drain: %+v, %v", res, err)
 	}
@@ -61,25 +47,25 @@ func TestCollectorAdapter_drainStopsRunsSoftly(t *testing.T) {
 	}
 }
 
-// TestCollectorOptions_zeroMeansZero: COLLECT_LAG=0 and COLLECT_OVERLAP=0
-// reach the collector as a real zero, not as "use the default".
-func TestCollectorOptions_zeroMeansZero(t *testing.T) {
+// TestApp_zeroMeansZero: COLLECT_LAG=0 and COLLECT_OVERLAP=0 reach the
+// streams as a real zero, not as "use the default".
+func TestApp_zeroMeansZero(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		name                 string
-		lag, overlap         time.Duration
-		wantLag, wantOverlap time.Duration
+		name             string
+		lag, overlap     string
+		wantLag, wantOvl time.Duration
 	}{
-		{name: "zero", wantLag: collector.ZeroDuration, wantOverlap: collector.ZeroDuration},
-		{name: "set", lag: time.Minute, overlap: time.Hour, wantLag: time.Minute, wantOverlap: time.Hour},
+		{name: "zero", lag: "0s", overlap: "0s", wantLag: 0, wantOvl: 0},
+		{name: "set", lag: "1m", overlap: "1h", wantLag: time.Minute, wantOvl: time.Hour},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := &config.Config{SentryOrg: "acme", GCSPrefix: "d/", StateKey: "s/", CollectLag: tc.lag, CollectOverlap: tc.overlap}
-			o := collectorOptions(cfg, nil, nil)
-			if o.Lag != tc.wantLag || o.Overlap != tc.wantOverlap {
-				t.Errorf("lag %v overlap %v, want %v and %v", o.Lag, o.Overlap, tc.wantLag, tc.wantOverlap)
+			a := newTestApp(t, "http://127.0.0.1:1", sink.NewMemory(), map[string]string{"COLLECT_LAG": tc.lag, "COLLECT_OVERLAP": tc.overlap})
+			o := a.eventsOptions(a.main.base)
+			if o.Lag != tc.wantLag || o.Overlap != tc.wantOvl {
+				t.Errorf("lag %v overlap %v, want %v and %v", o.Lag, o.Overlap, tc.wantLag, tc.wantOvl)
 			}
 		})
 	}

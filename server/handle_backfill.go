@@ -12,7 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/secops-collectors/sentry-gcs/internal/collector"
+	"github.com/secops-collectors/sentry-gcs/internal/backfill"
 	"github.com/secops-collectors/sentry-gcs/internal/logging"
 	"github.com/secops-collectors/sentry-gcs/internal/pubsub"
 )
@@ -20,12 +20,12 @@ import (
 // pathBackfill is the backfill resource.
 const pathBackfill = "/backfill"
 
-// Backfiller records, reports and advances durable backfill jobs.
-// collectorAdapter implements it.
+// Backfiller records, reports and advances durable backfill jobs. *app
+// implements it.
 type Backfiller interface {
-	CreateBackfill(ctx context.Context, spec collector.BackfillSpec) (collector.BackfillJob, error)
-	GetBackfill(ctx context.Context, id string) (collector.BackfillJob, error)
-	RunBackfill(ctx context.Context, id string) (collector.BackfillSummary, error)
+	CreateBackfill(ctx context.Context, spec backfill.Spec) (backfill.Job, error)
+	GetBackfill(ctx context.Context, id string) (backfill.Job, error)
+	RunBackfill(ctx context.Context, id string) (backfill.Result, error)
 }
 
 // backfillRequest is the body of POST /backfill.
@@ -48,22 +48,22 @@ type backfillAccepted struct {
 
 // backfillProgress is the answer of GET /backfill/{id}.
 type backfillProgress struct {
-	JobID             string                      `json:"job_id"`
-	Status            string                      `json:"status"`
-	Start             time.Time                   `json:"start"`
-	End               time.Time                   `json:"end"`
-	CreatedAt         time.Time                   `json:"created_at"`
-	CreatedBy         string                      `json:"created_by,omitempty"`
-	UpdatedAt         time.Time                   `json:"updated_at,omitzero"`
-	WindowsDone       int                         `json:"windows_done"`
-	WindowsTotal      int                         `json:"windows_total"`
-	EventsWritten     int                         `json:"events_written"`
-	DuplicatesSkipped int                         `json:"duplicates_skipped"`
-	Errors            []string                    `json:"errors"`
-	Projects          []collector.BackfillProject `json:"projects"`
+	JobID             string             `json:"job_id"`
+	Status            string             `json:"status"`
+	Start             time.Time          `json:"start"`
+	End               time.Time          `json:"end"`
+	CreatedAt         time.Time          `json:"created_at"`
+	CreatedBy         string             `json:"created_by,omitempty"`
+	UpdatedAt         time.Time          `json:"updated_at,omitzero"`
+	WindowsDone       int                `json:"windows_done"`
+	WindowsTotal      int                `json:"windows_total"`
+	EventsWritten     int                `json:"events_written"`
+	DuplicatesSkipped int                `json:"duplicates_skipped"`
+	Errors            []string           `json:"errors"`
+	Projects          []backfill.Project `json:"projects"`
 }
 
-func progressOf(j collector.BackfillJob) backfillProgress {
+func progressOf(j backfill.Job) backfillProgress {
 	wd, wt, ev, dups := j.Totals()
 	p := backfillProgress{
 		JobID: j.ID, Status: j.Status, Start: j.Start, End: j.End, CreatedAt: j.CreatedAt, CreatedBy: j.CreatedBy,
@@ -99,14 +99,14 @@ func (s *Server) requireInvoker(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // parseBackfillRequest decodes and checks the request body's syntax.
-func parseBackfillRequest(c echo.Context) (collector.BackfillSpec, error) {
+func parseBackfillRequest(c echo.Context) (backfill.Spec, error) {
 	var body backfillRequest
 	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		return collector.BackfillSpec{}, fmt.Errorf("the body must be a JSON object {\"projects\", \"start\", \"end\", \"streams\"}: %v", err)
+		return backfill.Spec{}, fmt.Errorf("the body must be a JSON object {\"projects\", \"start\", \"end\", \"streams\"}: %v", err)
 	}
-	var spec collector.BackfillSpec
+	var spec backfill.Spec
 	var err error
 	if spec.Start, err = time.Parse(time.RFC3339, body.Start); err != nil {
 		return spec, fmt.Errorf("start must be an RFC 3339 time such as 2026-01-01T00:00:00Z, got %q", body.Start)
@@ -150,12 +150,10 @@ func (s *Server) handleCreateBackfill(c echo.Context) error {
 	ctx := c.Request().Context()
 	job, err := s.opts.Backfill.CreateBackfill(ctx, spec)
 	switch {
-	case errors.Is(err, collector.ErrBackfillInvalid):
+	case errors.Is(err, backfill.ErrInvalid):
 		return echo.NewHTTPError(http.StatusBadRequest, err.Error()).SetInternal(err)
-	case err != nil && s.opts.Classify(err) == ErrorConfig:
-		return echo.NewHTTPError(http.StatusInternalServerError, "failed to create the backfill job: configuration error").SetInternal(err)
 	case err != nil:
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "failed to create the backfill job; retry later").SetInternal(err)
+		return runFailure("creating the backfill job", err)
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.PublishTimeout)
 	msgID, err := s.opts.Publisher.Publish(pctx, pubsub.Work{Kind: pubsub.KindBackfill, JobID: job.ID, Hop: 1})
@@ -176,10 +174,10 @@ func (s *Server) handleCreateBackfill(c echo.Context) error {
 func (s *Server) handleGetBackfill(c echo.Context) error {
 	job, err := s.opts.Backfill.GetBackfill(c.Request().Context(), c.Param("id"))
 	switch {
-	case errors.Is(err, collector.ErrBackfillNotFound):
+	case errors.Is(err, backfill.ErrNotFound):
 		return echo.NewHTTPError(http.StatusNotFound, "no such backfill job").SetInternal(err)
 	case err != nil:
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "failed to read the backfill job; retry later").SetInternal(err)
+		return runFailure("reading the backfill job", err)
 	}
 	return c.JSON(http.StatusOK, progressOf(job))
 }
@@ -196,23 +194,19 @@ func (s *Server) handleBackfillPush(c echo.Context, push *pubsub.Push) error {
 	if s.opts.Backfill == nil {
 		return echo.NewHTTPError(http.StatusNotImplemented, "backfill is not available in this service")
 	}
-	sum, err := s.runBackfill(ctx, push.Work.JobID)
+	res, err := s.runBackfill(ctx, push.Work.JobID)
 	if err != nil {
-		switch {
-		case errors.Is(err, collector.ErrBackfillNotFound):
+		if errors.Is(err, backfill.ErrNotFound) {
 			return echo.NewHTTPError(http.StatusBadRequest, "unknown backfill job").SetInternal(err)
-		case s.opts.Classify(err) == ErrorConfig:
-			return echo.NewHTTPError(http.StatusInternalServerError, "backfill failed: configuration error").SetInternal(err)
-		default:
-			return echo.NewHTTPError(http.StatusServiceUnavailable, "backfill failed temporarily; retry later").
-				SetInternal(fmt.Errorf("transient failure, progress is committed and a redelivery resumes: %w", err))
 		}
+		return runFailure("backfill", err)
 	}
+	sum := res.Summary
 	next := pubsub.Work{Kind: pubsub.KindBackfill, JobID: push.Work.JobID, Stream: push.Work.Stream, Hop: push.Work.Hop + 1}
 	resp, err := s.settle(ctx, push, sum.LeaseHeld, sum.WorkRemaining, next,
 		"run `server backfill -job "+push.Work.JobID+"` or publish the backfill message again to resume")
-	logger.InfoContext(ctx, "backfill push handled", "outcome", resp.Outcome, "status", sum.Status,
-		"events_written", sum.EventsWritten, "work_remaining", sum.WorkRemaining)
+	logger.InfoContext(ctx, "backfill push handled", "outcome", resp.Outcome, "status", res.Job.Status,
+		"events_written", sum.Records, "work_remaining", sum.WorkRemaining)
 	if err != nil {
 		return err
 	}
@@ -221,15 +215,15 @@ func (s *Server) handleBackfillPush(c echo.Context, push *pubsub.Push) error {
 
 // runBackfill runs the job under the request's deadline, detached from the
 // caller's cancellation and cancelled StopGrace after Drain (as run).
-func (s *Server) runBackfill(ctx context.Context, id string) (collector.BackfillSummary, error) {
-	var sum collector.BackfillSummary
+func (s *Server) runBackfill(ctx context.Context, id string) (backfill.Result, error) {
+	var res backfill.Result
 	err := s.detached(ctx, func(runCtx context.Context) error {
 		var err error
-		sum, err = s.opts.Backfill.RunBackfill(runCtx, id)
+		res, err = s.opts.Backfill.RunBackfill(runCtx, id)
 		return err
 	})
-	if err == nil && !sum.LeaseHeld && s.drainCtx.Err() != nil && sum.Status != collector.BackfillDone {
-		sum.WorkRemaining = true
+	if err == nil && !res.Summary.LeaseHeld && s.drainCtx.Err() != nil && res.Job.Status != backfill.Done {
+		res.Summary.WorkRemaining = true
 	}
-	return sum, err
+	return res, err
 }

@@ -14,8 +14,12 @@ import (
 
 	"github.com/secops-collectors/sentry-gcs/internal/auth"
 	"github.com/secops-collectors/sentry-gcs/internal/auth/authtest"
-	"github.com/secops-collectors/sentry-gcs/internal/collector"
+	"github.com/secops-collectors/sentry-gcs/internal/backfill"
 	"github.com/secops-collectors/sentry-gcs/internal/pubsub"
+
+	"github.com/secops-collectors/sentry-gcs/internal/engine"
+
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
 )
 
 const testInvoker = "ops@example.com"
@@ -24,63 +28,63 @@ const testInvoker = "ops@example.com"
 // times.
 type fakeBackfiller struct {
 	mu                sync.Mutex
-	jobs              map[string]collector.BackfillJob
-	specs             []collector.BackfillSpec
+	jobs              map[string]backfill.Job
+	specs             []backfill.Spec
 	runs              []string
 	runsLeft          int
 	createErr, runErr error
 }
 
-func (f *fakeBackfiller) CreateBackfill(_ context.Context, spec collector.BackfillSpec) (collector.BackfillJob, error) {
+func (f *fakeBackfiller) CreateBackfill(_ context.Context, spec backfill.Spec) (backfill.Job, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.createErr != nil {
-		return collector.BackfillJob{}, f.createErr
+		return backfill.Job{}, f.createErr
 	}
 	f.specs = append(f.specs, spec)
 	id := fmt.Sprintf("job%d", len(f.specs))
-	j := collector.BackfillJob{ID: id, Start: spec.Start, End: spec.End, Status: collector.BackfillPending, CreatedBy: spec.CreatedBy,
-		Projects: []collector.BackfillProject{{ID: "1", Slug: "web", WindowsTotal: 4}}}
+	j := backfill.Job{ID: id, Start: spec.Start, End: spec.End, Status: backfill.Pending, CreatedBy: spec.CreatedBy,
+		Projects: []backfill.Project{{ID: "1", Slug: "web", WindowsTotal: 4}}}
 	f.jobs[id] = j
 	return j, nil
 }
 
-func (f *fakeBackfiller) GetBackfill(_ context.Context, id string) (collector.BackfillJob, error) {
+func (f *fakeBackfiller) GetBackfill(_ context.Context, id string) (backfill.Job, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	j, ok := f.jobs[id]
 	if !ok {
-		return j, fmt.Errorf("%w: %q", collector.ErrBackfillNotFound, id)
+		return j, fmt.Errorf("%w: %q", backfill.ErrNotFound, id)
 	}
 	return j, nil
 }
 
-func (f *fakeBackfiller) RunBackfill(_ context.Context, id string) (collector.BackfillSummary, error) {
+func (f *fakeBackfiller) RunBackfill(_ context.Context, id string) (backfill.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.runs = append(f.runs, id)
 	if f.runErr != nil {
-		return collector.BackfillSummary{}, f.runErr
+		return backfill.Result{}, f.runErr
 	}
 	j, ok := f.jobs[id]
 	if !ok {
-		return collector.BackfillSummary{}, fmt.Errorf("%w: %q", collector.ErrBackfillNotFound, id)
+		return backfill.Result{}, fmt.Errorf("%w: %q", backfill.ErrNotFound, id)
 	}
 	j.Projects[0].WindowsDone++
 	j.Projects[0].EventsWritten += 10
-	j.Status = collector.BackfillRunning
+	j.Status = backfill.Running
 	remaining := f.runsLeft > 0
 	f.runsLeft--
 	if !remaining {
-		j.Status = collector.BackfillDone
+		j.Status = backfill.Done
 	}
 	f.jobs[id] = j
-	return collector.BackfillSummary{JobID: id, Status: j.Status, WorkRemaining: remaining, EventsWritten: 10, Job: j}, nil
+	return backfill.Result{Summary: engine.Summary{WorkRemaining: remaining, Records: 10}, Job: j}, nil
 }
 
 func newBackfillEnv(t *testing.T, mutate func(*serverOptions)) (*testEnv, *fakeBackfiller) {
 	t.Helper()
-	fb := &fakeBackfiller{jobs: map[string]collector.BackfillJob{}}
+	fb := &fakeBackfiller{jobs: map[string]backfill.Job{}}
 	env := newTestEnv(t, func(o *serverOptions) {
 		bv, err := auth.NewVerifier(sharedSigner().Validator(t), testAudience, []string{testInvoker})
 		if err != nil {
@@ -116,16 +120,16 @@ func TestBackfill_create(t *testing.T) {
 		publishErr  error
 		wantStatus  int
 		wantError   string
-		wantSpec    *collector.BackfillSpec
+		wantSpec    *backfill.Spec
 	}{
 		{name: "accepted_all", body: valid, email: testInvoker, wantStatus: http.StatusAccepted,
-			wantSpec: &collector.BackfillSpec{Start: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), CreatedBy: testInvoker}},
+			wantSpec: &backfill.Spec{Start: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), CreatedBy: testInvoker}},
 		{name: "accepted_projects", body: `{"projects":["web","42"],"start":"2026-11-20T00:00:00Z","end":"2026-11-21T00:00:00+01:00","streams":["events"]}`,
 			email: testInvoker, wantStatus: http.StatusAccepted,
-			wantSpec: &collector.BackfillSpec{Start: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 20, 23, 0, 0, 0, time.UTC),
+			wantSpec: &backfill.Spec{Start: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 20, 23, 0, 0, 0, time.UTC),
 				Projects: []string{"web", "42"}, Streams: []string{"events"}, CreatedBy: testInvoker}},
 		{name: "accepted_all_string", body: `{"projects":"all","start":"2026-11-20T00:00:00Z","end":"2026-11-21T00:00:00Z"}`, email: testInvoker, wantStatus: http.StatusAccepted,
-			wantSpec: &collector.BackfillSpec{Start: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), CreatedBy: testInvoker}},
+			wantSpec: &backfill.Spec{Start: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), CreatedBy: testInvoker}},
 		{name: "missing_token", body: valid, wantStatus: http.StatusUnauthorized},
 		{name: "invalid_token", body: valid, email: testInvoker, badToken: true, wantStatus: http.StatusUnauthorized},
 		{name: "not_an_invoker", body: valid, email: testPushSA, wantStatus: http.StatusForbidden},
@@ -135,9 +139,10 @@ func TestBackfill_create(t *testing.T) {
 		{name: "missing_end", body: `{"start":"2026-11-20T00:00:00Z"}`, email: testInvoker, wantStatus: http.StatusBadRequest, wantError: "end must be an RFC 3339"},
 		{name: "bad_projects", body: `{"projects":"some","start":"2026-11-20T00:00:00Z","end":"2026-11-21T00:00:00Z"}`, email: testInvoker, wantStatus: http.StatusBadRequest, wantError: `"all" or a list`},
 		{name: "empty_projects", body: `{"projects":[],"start":"2026-11-20T00:00:00Z","end":"2026-11-21T00:00:00Z"}`, email: testInvoker, wantStatus: http.StatusBadRequest, wantError: "non-empty list"},
-		{name: "invalid_range", body: valid, email: testInvoker, createErr: fmt.Errorf("%w: start is older than Sentry's 90-day retention", collector.ErrBackfillInvalid),
+		{name: "invalid_range", body: valid, email: testInvoker, createErr: fmt.Errorf("%w: start is older than Sentry's 90-day retention", backfill.ErrInvalid),
 			wantStatus: http.StatusBadRequest, wantError: "90-day retention"},
-		{name: "sentry_down", body: valid, email: testInvoker, createErr: errors.New("sentry 502"), wantStatus: http.StatusServiceUnavailable},
+		{name: "sentry_down", body: valid, email: testInvoker, createErr: failure.Transient(errors.New("sentry 502")), wantStatus: http.StatusServiceUnavailable},
+		{name: "unexpected", body: valid, email: testInvoker, createErr: errors.New("undecodable job"), wantStatus: http.StatusInternalServerError},
 		{name: "no_topic", body: valid, email: testInvoker, noPublisher: true, wantStatus: http.StatusServiceUnavailable, wantError: "PUBSUB_TOPIC"},
 		{name: "publish_fails", body: valid, email: testInvoker, publishErr: errors.New("pubsub down"), wantStatus: http.StatusServiceUnavailable, wantError: "retry the same request: it returns this job (no second job is created)"},
 	}
@@ -185,7 +190,7 @@ func TestBackfill_create(t *testing.T) {
 func TestBackfill_getProgress(t *testing.T) {
 	t.Parallel()
 	env, fb := newBackfillEnv(t, nil)
-	if _, err := fb.CreateBackfill(t.Context(), collector.BackfillSpec{}); err != nil {
+	if _, err := fb.CreateBackfill(t.Context(), backfill.Spec{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := fb.RunBackfill(t.Context(), "job1"); err != nil {
@@ -248,14 +253,14 @@ func TestBackfill_push(t *testing.T) {
 			wantSent: []pubsub.Work{{Kind: pubsub.KindBackfill, JobID: "job1", Hop: 2}}},
 		{name: "hop_limit", data: `{"type":"backfill","job_id":"job1","hop":10}`, runsLeft: 2, wantStatus: http.StatusOK, wantOutcome: outcomeTooManyHops},
 		{name: "unknown_job", data: `{"type":"backfill","job_id":"zzz"}`, wantStatus: http.StatusBadRequest},
-		{name: "transient", data: `{"type":"backfill","job_id":"job1"}`, runErr: errors.New("gcs 503"), wantStatus: http.StatusServiceUnavailable},
+		{name: "transient", data: `{"type":"backfill","job_id":"job1"}`, runErr: failure.Transient(errors.New("gcs 503")), wantStatus: http.StatusServiceUnavailable},
 		{name: "config", data: `{"type":"backfill","job_id":"job1"}`, runErr: errConfigTest, wantStatus: http.StatusInternalServerError},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			env, fb := newBackfillEnv(t, nil)
-			if _, err := fb.CreateBackfill(t.Context(), collector.BackfillSpec{}); err != nil {
+			if _, err := fb.CreateBackfill(t.Context(), backfill.Spec{}); err != nil {
 				t.Fatal(err)
 			}
 			fb.runsLeft, fb.runErr = tc.runsLeft, tc.runErr

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
+
 	"github.com/labstack/echo/v4"
 	slogecho "github.com/samber/slog-echo"
 
@@ -33,7 +35,7 @@ type pushResponse struct {
 	ContinuationID string `json:"continuation_id,omitempty"`
 }
 
-// handlePush answers a Pub/Sub push delivery (ARCHITECTURE §5):
+// handlePush answers a Pub/Sub push delivery:
 //
 //	200  done, nothing to do, or another run holds the lease (ack)
 //	200  backlog left and a continuation published (ack)
@@ -94,12 +96,7 @@ func (s *Server) handlePush(c echo.Context) error {
 	}
 	result, err := s.run(ctx, stream)
 	if err != nil {
-		if s.opts.Classify(err) == ErrorConfig {
-			return echo.NewHTTPError(http.StatusInternalServerError, "collection failed: configuration error").
-				SetInternal(fmt.Errorf("configuration error, fix it and the next delivery resumes: %w", err))
-		}
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "collection failed temporarily; retry later").
-			SetInternal(fmt.Errorf("transient failure, progress is committed and a redelivery resumes: %w", err))
+		return runFailure("collection", err)
 	}
 
 	next := pubsub.Continue(pubsub.DefaultStream, push.Work)
@@ -167,11 +164,7 @@ func (s *Server) run(ctx context.Context, stream string) (RunResult, error) {
 	var res RunResult
 	err := s.detached(ctx, func(runCtx context.Context) error {
 		var err error
-		if sc, ok := s.opts.Collector.(StreamCollector); ok {
-			res, err = sc.RunStreams(runCtx, stream)
-			return err
-		}
-		res, err = s.opts.Collector.Run(runCtx)
+		res, err = s.opts.Collector.RunStreams(runCtx, stream)
 		return err
 	})
 	if err == nil && !res.LeaseHeld && s.drainCtx.Err() != nil {
@@ -205,4 +198,23 @@ func (s *Server) detached(ctx context.Context, fn func(context.Context) error) e
 	})
 	defer stop()
 	return fn(runCtx)
+}
+
+// runFailure answers a failed run. The status comes from the one classifier
+// the CLI's exit codes come from too (failure.Classify): a configuration
+// error answers 500 (retrying cannot help, and acknowledging would hide it:
+// it stays visible as failed deliveries and, at last, in the dead-letter
+// topic); a transient one 503 (Pub/Sub retries with backoff; progress is
+// committed); anything else 500.
+func runFailure(what string, err error) *echo.HTTPError {
+	switch failure.Classify(err) {
+	case failure.KindConfig:
+		return echo.NewHTTPError(http.StatusInternalServerError, what+" failed: configuration error").
+			SetInternal(fmt.Errorf("configuration error, fix it and the next delivery resumes: %w", err))
+	case failure.KindTransient:
+		return echo.NewHTTPError(http.StatusServiceUnavailable, what+" failed temporarily; retry later").
+			SetInternal(fmt.Errorf("transient failure, progress is committed and a redelivery resumes: %w", err))
+	}
+	return echo.NewHTTPError(http.StatusInternalServerError, what+" failed").
+		SetInternal(fmt.Errorf("unexpected failure, progress is committed: %w", err))
 }

@@ -3,20 +3,24 @@
 //
 // Usage:
 //
-//	server [serve]          run the HTTP service (Pub/Sub push, backfill, health)
-//	server collect [-json]  run one collection pass with the current configuration
-//	server backfill -start T -end T [-projects a,b|all] [-job ID] [-json]
+//	server [serve]          run the HTTP service (Pub/Sub push, backfill, coverage, health)
+//	server collect [-json]  run one collection pass with the configuration from the environment
+//	server backfill -start T -end T [-projects a,b|all] [-json]
 //	                        create a backfill job for [start, end) (RFC 3339) and run it to
-//	                        completion locally, in bounded runs with a progress bar; -job
-//	                        resumes a job. Exit codes as collect: 2 configuration or invalid
-//	                        request, 3 transient failure (resume with -job).
+//	                        completion locally, in bounded runs; -job ID resumes a job
 //	server demo             run collection against the built-in Sentry simulator
+//	server help             this text; every sub-command takes -h
+//
+// Exit codes of the local commands: 0 done, 1 unexpected failure, 2
+// configuration error or invalid request, 3 transient failure (run again), 4
+// another run holds the lease.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -27,51 +31,54 @@ import (
 
 func main() {
 	ctx, done := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	if !isLocalCommand(os.Args[1:]) {
+	args := os.Args[1:]
+	if !isLocalCommand(args) {
 		// The service logs JSON in Cloud Logging's shape from the first
 		// line, so that even a configuration error at start-up is an
 		// ERROR entry; runServe then applies LOG_LEVEL.
 		slog.SetDefault(logging.New(os.Stdout, logging.Options{}))
 	}
-	err := realMain(ctx, os.Args[1:])
+	err := realMain(ctx, args)
 	done()
+	if errors.Is(err, errHelp) {
+		return
+	}
 	if err != nil {
-		var ee *exitError
-		code := 1
-		if errors.As(err, &ee) {
-			code = ee.code
-		}
-		if isLocalCommand(os.Args[1:]) {
+		if isLocalCommand(args) {
 			// A person reads this: one problem per line, as written.
 			fmt.Fprintf(os.Stderr, "error: %v\n", err)
 		} else {
 			slog.Default().ErrorContext(ctx, "process exited with error", "error", err)
 		}
-		os.Exit(code)
+		os.Exit(exitCode(err))
 	}
 }
 
-// isLocalCommand reports whether args run one of the sub-commands people run
-// in a terminal (collect, backfill, demo), as opposed to the service.
+// isLocalCommand reports whether args run something people run in a
+// terminal (collect, backfill, demo, help, an unknown command), as opposed to
+// the service, whose output Cloud Logging reads.
 func isLocalCommand(args []string) bool {
-	if len(args) == 0 {
-		return false
-	}
-	switch args[0] {
-	case "collect", "backfill", "demo":
-		return true
-	}
-	return false
+	return len(args) > 0 && args[0] != "serve"
 }
 
-// exitError carries a specific process exit code.
-type exitError struct {
-	code int
-	err  error
-}
+// usage is the program's help.
+const usage = `usage: server [command] [flags]
 
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
+commands:
+  serve      run the HTTP service: Pub/Sub push (/pubsub/push), backfill (/backfill),
+             health (/health); the default when no command is given
+  collect    run one collection pass with the configuration from the environment
+  backfill   read a past range again, writing only what the output does not hold yet
+  demo       run collection against the built-in Sentry simulator and check the result
+  help       show this text
+
+Every command takes -h for its flags. Configuration comes from environment variables
+(see the README's Configuration table).
+
+exit codes: 0 done; 1 unexpected failure; 2 configuration error or invalid request;
+3 transient failure (Sentry or Cloud Storage unavailable; run again); 4 another run
+holds the lease (run again after it ends). 'go run' prints "exit status N" and exits 1.
+`
 
 // realMain dispatches to a sub-command.
 func realMain(ctx context.Context, args []string) error {
@@ -89,9 +96,16 @@ func realMain(ctx context.Context, args []string) error {
 	case "backfill":
 		return runBackfillCmd(ctx, args)
 	case "help", "-h", "-help", "--help":
-		fmt.Fprintln(os.Stdout, "usage: server [serve|collect|backfill|demo] [flags]")
-		return nil
+		return printUsage(os.Stdout)
 	default:
-		return &exitError{code: 2, err: fmt.Errorf("unknown sub-command %q (want serve, collect, backfill or demo)", cmd)}
+		_ = printUsage(os.Stderr)
+		return &exitError{code: exitConfig, err: fmt.Errorf("unknown command %q (want serve, collect, backfill, demo or help)", cmd)}
 	}
+}
+
+func printUsage(w io.Writer) error {
+	if _, err := io.WriteString(w, usage); err != nil {
+		return fmt.Errorf("failed to print the help: %w", err)
+	}
+	return errHelp
 }

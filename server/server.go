@@ -29,16 +29,11 @@ type RunResult struct {
 	Continue string
 }
 
-// Collector runs one bounded collection pass. It returns a nil error when it
-// did what it could within ctx's deadline, progress durably committed.
+// Collector runs one bounded collection pass of the named stream ("" for a
+// tick: every selected stream). It returns a nil error when it did what it
+// could within ctx's deadline, progress durably committed; its errors are
+// classified by failure.Classify. *app implements it.
 type Collector interface {
-	Run(ctx context.Context) (RunResult, error)
-}
-
-// StreamCollector may be implemented by a Collector that collects several
-// streams: RunStreams runs the named stream ("" for a tick: every selected
-// stream). Without it, every push runs Run.
-type StreamCollector interface {
 	RunStreams(ctx context.Context, stream string) (RunResult, error)
 }
 
@@ -49,24 +44,6 @@ type StreamCollector interface {
 type Drainer interface {
 	Drain()
 }
-
-// ErrorClass tells how a failed run is answered.
-type ErrorClass int
-
-// Error classes.
-const (
-	// ErrorTransient (Sentry or storage unavailable, rate limits, budget
-	// exhausted mid-page, cancelled): 503, Pub/Sub retries with backoff.
-	ErrorTransient ErrorClass = iota
-	// ErrorConfig (bad token, missing scope, unknown organisation): 500.
-	// Retrying cannot help until an operator acts; the failure stays
-	// visible as failed deliveries and, at last, in the dead-letter topic
-	// rather than being acknowledged away.
-	ErrorConfig
-)
-
-// ErrorClassifier classifies a Collector error.
-type ErrorClassifier func(error) ErrorClass
 
 // Verifier checks a request's Authorization header. Errors wrap
 // auth.ErrMissingToken or auth.ErrInvalidToken (401), auth.ErrForbidden
@@ -95,10 +72,8 @@ const (
 
 // serverOptions configure newServer.
 type serverOptions struct {
-	// Collector runs collection (required); Classify classifies its
-	// errors (default: everything transient).
+	// Collector runs collection (required).
 	Collector Collector
-	Classify  ErrorClassifier
 	// Verifier checks push tokens. Nil only with AuthDisabled set.
 	Verifier     Verifier
 	AuthDisabled bool
@@ -148,9 +123,6 @@ func newServer(opts serverOptions) (*Server, error) {
 	}
 	if opts.Verifier != nil && opts.AuthDisabled {
 		return nil, errors.New("server got a token verifier and push authentication disabled")
-	}
-	if opts.Classify == nil {
-		opts.Classify = func(error) ErrorClass { return ErrorTransient }
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

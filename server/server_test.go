@@ -24,6 +24,8 @@ import (
 	"github.com/secops-collectors/sentry-gcs/internal/buildinfo"
 	"github.com/secops-collectors/sentry-gcs/internal/logging"
 	"github.com/secops-collectors/sentry-gcs/internal/pubsub"
+
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
 )
 
 const (
@@ -33,7 +35,7 @@ const (
 	testProject  = "proj"
 )
 
-var errConfigTest = errors.New("sentry: 401 Unauthorized: invalid token")
+var errConfigTest = fmt.Errorf("%w: sentry: 401 Unauthorized: invalid token", failure.ErrConfig)
 
 // fakeCollector returns a fixed result.
 type fakeCollector struct {
@@ -49,7 +51,7 @@ type fakeCollector struct {
 	drained   chan struct{}
 }
 
-func (f *fakeCollector) Run(ctx context.Context) (RunResult, error) {
+func (f *fakeCollector) RunStreams(ctx context.Context, _ string) (RunResult, error) {
 	f.mu.Lock()
 	f.calls++
 	if dl, ok := ctx.Deadline(); ok {
@@ -174,13 +176,7 @@ func newTestEnv(t *testing.T, mutate func(*serverOptions)) *testEnv {
 		t.Fatal(err)
 	}
 	opts := serverOptions{
-		Collector: env.collector,
-		Classify: func(err error) ErrorClass {
-			if errors.Is(err, errConfigTest) {
-				return ErrorConfig
-			}
-			return ErrorTransient
-		},
+		Collector:  env.collector,
 		Verifier:   verifier,
 		Publisher:  env.publisher,
 		Logger:     logging.New(env.logs, logging.Options{Level: slog.LevelDebug}),
@@ -341,7 +337,7 @@ func TestPush_statusTable(t *testing.T) {
 		},
 		{
 			name:       "transient_failure",
-			runErr:     errors.New("gcs: 503 backend error"),
+			runErr:     failure.Transient(errors.New("gcs: 503 backend error")),
 			body:       wrapped("m1", "{}", 0),
 			wantStatus: http.StatusServiceUnavailable,
 			wantError:  "temporarily",
@@ -739,7 +735,7 @@ func TestLogging_correlationAndSingleCause(t *testing.T) {
 
 	const cause = "gcs: backend error 1234"
 	env := newTestEnv(t, nil)
-	env.collector.err = errors.New(cause)
+	env.collector.err = failure.Transient(errors.New(cause))
 	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
 	rec := env.do(t, http.MethodPost, pathPush, wrapped("m-log", "{}", 0), http.Header{
 		"Authorization":         {env.token(t, nil)},

@@ -10,9 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/secops-collectors/sentry-gcs/internal/collector"
-	"github.com/secops-collectors/sentry-gcs/internal/config"
 	"github.com/secops-collectors/sentry-gcs/internal/pubsub"
-	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 	"github.com/secops-collectors/sentry-gcs/internal/sentrysim"
 	"github.com/secops-collectors/sentry-gcs/internal/sink"
 )
@@ -55,26 +53,11 @@ func TestStreams_pushRunsSelectedStreams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			main, err := sentry.New(sentry.Options{BaseURL: sim.URL(), Token: "tok"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg := &config.Config{SentryAPIBase: sim.URL(), SentryAuditToken: tc.auditToken}
-			audit, err := newAuditClient(cfg, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a := &collectorAdapter{
-				opts:         collector.Options{Org: "acme", DataPrefix: "sentry/events/", StatePrefix: "sentry/state/", Budget: time.Minute},
-				base:         main,
-				store:        store,
-				streams:      []string{collector.StreamAudit, collector.StreamIssues, collector.StreamEvents},
-				issuesPrefix: "sentry/issues/",
-				auditPrefix:  "sentry/audit/",
-				audit:        audit,
-			}
+			a := newTestApp(t, sim.URL(), store, map[string]string{
+				"STREAMS": "events,issues,audit", "SENTRY_AUDIT_TOKEN": tc.auditToken,
+			})
 			env := newTestEnv(t, func(o *serverOptions) {
-				o.Collector, o.Classify = a, classifyCollectorError
+				o.Collector = a
 				o.Verifier, o.AuthDisabled = nil, true
 			})
 			if rec := env.push(t, wrapped("tick", "{}", 0)); rec.Code != http.StatusOK {
@@ -102,9 +85,8 @@ func TestStreams_pushRunsSelectedStreams(t *testing.T) {
 	}
 }
 
-// streamRecorder is a StreamCollector that records the streams asked for.
+// streamRecorder is a Collector that records the streams asked for.
 type streamRecorder struct {
-	fakeCollector
 	asked  []string
 	result RunResult
 }
@@ -156,24 +138,24 @@ func TestStreams_continuationNamesStream(t *testing.T) {
 func TestStreams_resultAndSelection(t *testing.T) {
 	t.Parallel()
 	got := []RunResult{
-		streamsResult(collector.StreamsResult{}),
-		streamsResult(collector.StreamsResult{Remaining: []string{"issues"}}),
-		streamsResult(collector.StreamsResult{Remaining: []string{"audit", "events"}}),
-		streamsResult(collector.StreamsResult{AllLeaseHeld: true}),
+		streamsResult(collector.Result{}),
+		streamsResult(collector.Result{Remaining: []string{"issues"}}),
+		streamsResult(collector.Result{Remaining: []string{"audit", "events"}}),
+		streamsResult(collector.Result{AllLeaseHeld: true}),
 	}
 	want := []RunResult{{}, {WorkRemaining: true, Continue: "issues"}, {WorkRemaining: true, Continue: "all"}, {LeaseHeld: true}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("streamsResult (-want +got):\n%s", diff)
 	}
-	a := &collectorAdapter{streams: []string{"issues", "events"}}
+	a := newTestApp(t, "https://sentry.io", sink.NewMemory(), map[string]string{"STREAMS": "events,issues"})
 	if diff := cmp.Diff([][]string{{"issues", "events"}, {"issues", "events"}, {"issues"}, nil},
 		[][]string{a.selected(""), a.selected("all"), a.selected("issues"), a.selected("audit")}); diff != "" {
 		t.Errorf("selected (-want +got):\n%s", diff)
 	}
 	// The audit client always uses SENTRY_API_BASE as configured (the
 	// control host), never the organisation's region host.
-	c, err := newAuditClient(&config.Config{SentryAPIBase: "https://sentry.io", SentryAuditToken: "t"}, nil)
-	if err != nil || c.BaseURL() != "https://sentry.io" {
-		t.Errorf("audit client base %q, %v", c.BaseURL(), err)
+	b := newTestApp(t, "https://sentry.io", sink.NewMemory(), map[string]string{"STREAMS": "audit", "SENTRY_AUDIT_TOKEN": "t"})
+	if b.audit == nil || b.audit.BaseURL() != "https://sentry.io" {
+		t.Errorf("audit client %v", b.audit)
 	}
 }

@@ -2,69 +2,122 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"cloud.google.com/go/storage"
-	"github.com/sethvargo/go-envconfig"
+	"golang.org/x/sync/singleflight"
 
+	"github.com/secops-collectors/sentry-gcs/internal/audit"
+	"github.com/secops-collectors/sentry-gcs/internal/backfill"
+	"github.com/secops-collectors/sentry-gcs/internal/clock"
 	"github.com/secops-collectors/sentry-gcs/internal/collector"
 	"github.com/secops-collectors/sentry-gcs/internal/config"
+	"github.com/secops-collectors/sentry-gcs/internal/engine"
+	"github.com/secops-collectors/sentry-gcs/internal/events"
 	"github.com/secops-collectors/sentry-gcs/internal/failure"
+	"github.com/secops-collectors/sentry-gcs/internal/issues"
 	"github.com/secops-collectors/sentry-gcs/internal/logging"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 	"github.com/secops-collectors/sentry-gcs/internal/sink"
 )
 
-// objectStore is what the collector writes to: *sink.GCS or *sink.Dir.
+// objectStore is where data objects and state go: *sink.GCS, *sink.Dir or
+// *sink.Memory.
 type objectStore interface {
-	collector.Objects
+	engine.Objects
+	Write(ctx context.Context, name string, data []byte, contentType string, ifGeneration int64) (int64, error)
+	Delete(ctx context.Context, name string, ifGeneration int64) error
+	List(ctx context.Context, prefix string) ([]string, error)
 }
 
 // openStore opens the configured object store: the bucket when GCS_BUCKET is
-// set, else the local directory LOCAL_OUTPUT_DIR. close releases it.
+// set, else the local directory LOCAL_OUTPUT_DIR. closeFn releases it.
 func openStore(ctx context.Context, cfg *config.Config) (store objectStore, location string, closeFn func() error, err error) {
 	if cfg.UseGCS() {
 		client, err := storage.NewClient(ctx)
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("failed to create the Cloud Storage client: %w", err)
+			return nil, "", nil, failure.Transient(fmt.Errorf("failed to create the Cloud Storage client: %w", err))
 		}
 		return sink.NewGCS(client, cfg.GCSBucket), "gs://" + cfg.GCSBucket + "/", client.Close, nil
 	}
 	d, err := sink.NewDir(cfg.LocalOutputDir)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("failed to open LOCAL_OUTPUT_DIR %q: %w", cfg.LocalOutputDir, err)
+		return nil, "", nil, fmt.Errorf("%w: failed to open LOCAL_OUTPUT_DIR %q: %w", failure.ErrConfig, cfg.LocalOutputDir, err)
 	}
 	return d, d.Root() + "/", func() error { return nil }, nil
 }
 
-// newSentryClient builds the Sentry client from the configuration.
-func newSentryClient(cfg *config.Config, logger *slog.Logger) (*sentry.Client, error) {
-	c, err := sentry.New(sentry.Options{
-		BaseURL: cfg.SentryAPIBase,
-		Token:   cfg.SentryAuthToken,
-		Logger:  logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: failed to create the Sentry client: %w", collector.ErrConfig, err)
-	}
-	return c, nil
+// regionTimeout bounds resolving the organisation's region: the organisation
+// request with the client's retries.
+const regionTimeout = 2 * time.Minute
+
+// regionClient is the main token's client for the organisation's region. On
+// sentry.io the organisation's data lives on a region host
+// (links.regionUrl, e.g. https://us.sentry.io); region endpoints are called
+// there directly. On other hosts (self-hosted, or an explicit region host)
+// the configured base is kept. It is resolved on first use, not at start-up,
+// so that start-up stays fast and does not depend on Sentry being reachable;
+// a failed resolution is tried again by the next run. No lock is held while
+// Sentry is asked: concurrent runs share one request (singleflight), and
+// each waits no longer than its own context allows.
+type regionClient struct {
+	base     *sentry.Client
+	org      string
+	stop     <-chan struct{}
+	resolved atomic.Pointer[sentry.Client]
+	group    singleflight.Group
 }
 
-// resolveRegion returns a client for the organisation's region. On sentry.io
-// the organisation's data lives on a region host (links.regionUrl, e.g.
-// https://us.sentry.io); region endpoints are called there directly. On other
-// hosts (self-hosted, or an explicit region host) the configured base is kept.
+// get returns the region-resolved client.
+func (rc *regionClient) get(ctx context.Context) (*sentry.Client, error) {
+	if c := rc.resolved.Load(); c != nil {
+		return c, nil
+	}
+	ch := rc.group.DoChan("region", func() (any, error) {
+		// Shared by every waiting run: bounded on its own, and given up
+		// when the process is asked to stop.
+		rctx, cancel := context.WithTimeout(logging.WithLogger(context.Background(), logging.FromContext(ctx)), regionTimeout)
+		defer cancel()
+		go func() {
+			select {
+			case <-rc.stop:
+				cancel()
+			case <-rctx.Done():
+			}
+		}()
+		c, err := resolveRegion(rctx, rc.base, rc.org)
+		if err == nil {
+			rc.resolved.Store(c)
+		}
+		return c, err
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*sentry.Client), nil
+	case <-ctx.Done():
+		return nil, failure.Transient(fmt.Errorf("failed to resolve the organisation's region: %w", ctx.Err()))
+	case <-rc.stop:
+		return nil, failure.Transient(errors.New("failed to resolve the organisation's region: shutting down"))
+	}
+}
+
+// resolveRegion returns a client for the organisation's region.
 func resolveRegion(ctx context.Context, c *sentry.Client, org string) (*sentry.Client, error) {
 	o, err := c.Organization(ctx, org)
 	if err != nil {
-		if sentry.IsPermanent(err) {
-			return nil, fmt.Errorf("%w: failed to read organisation %q (check SENTRY_ORG, SENTRY_AUTH_TOKEN and its org:read scope): %w",
-				collector.ErrConfig, org, err)
-		}
-		return nil, fmt.Errorf("failed to read organisation %q: %w", org, err)
+		return nil, fmt.Errorf("failed to read organisation %q: %w", org,
+			failure.Hint(err, "check SENTRY_ORG, SENTRY_AUTH_TOKEN and its org:read scope"))
 	}
 	if o.RegionURL == "" || !isSaaSControlHost(c.BaseURL()) {
 		return c, nil
@@ -72,7 +125,7 @@ func resolveRegion(ctx context.Context, c *sentry.Client, org string) (*sentry.C
 	u, err := url.Parse(o.RegionURL)
 	if err != nil || u.Scheme != "https" || !strings.HasSuffix(u.Hostname(), ".sentry.io") {
 		// Never send the token to a host that is not Sentry's.
-		return nil, fmt.Errorf("%w: organisation %q reports an unexpected region URL %q", collector.ErrConfig, org, o.RegionURL)
+		return nil, fmt.Errorf("%w: organisation %q reports an unexpected region URL %q", failure.ErrConfig, org, o.RegionURL)
 	}
 	return c.WithBaseURL(o.RegionURL), nil
 }
@@ -82,62 +135,252 @@ func isSaaSControlHost(base string) bool {
 	return err == nil && u.Hostname() == "sentry.io"
 }
 
-// exit codes of the collect and demo sub-commands.
-const (
-	exitFailure   = 1 // anything else
-	exitConfig    = 2 // configuration error: fix the settings, do not retry
-	exitTransient = 3 // transient failure: progress is committed, retry later
+// newSentryClient builds a client for token on SENTRY_API_BASE.
+func newSentryClient(cfg *config.Config, token, variable string, logger *slog.Logger) (*sentry.Client, error) {
+	c, err := sentry.New(sentry.Options{BaseURL: cfg.SentryAPIBase, Token: token, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("%w: failed to create the Sentry client for %s: %w", failure.ErrConfig, variable, err)
+	}
+	return c, nil
+}
+
+// app is the collector as the service and the local commands use it: the
+// selected streams and the backfill jobs of one organisation, over one
+// store, with one Sentry client per token for the whole process (its rate
+// limiters are shared by every run).
+type app struct {
+	cfg     *config.Config
+	store   objectStore
+	main    *regionClient
+	audit   *sentry.Client // SENTRY_AUDIT_TOKEN on SENTRY_API_BASE (control silo)
+	streams []string       // selected, in run order
+	clock   clock.Clock
+	// progress, when set, receives the events stream's progress (CLI).
+	progress func(events.ProgressEvent)
+
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+var (
+	_ Collector  = (*app)(nil)
+	_ Drainer    = (*app)(nil)
+	_ Backfiller = (*app)(nil)
 )
 
-// classify maps a run error to an exit code.
-func classify(err error) int {
-	switch {
-	case err == nil:
-		return 0
-	case collector.IsConfig(err), sentry.IsPermanent(err):
-		return exitConfig
-	case collector.IsTransient(err), failure.IsTransient(err):
-		return exitTransient
+// newApp builds the app from the configuration and the store. It contacts
+// nobody; the main token's region is resolved by the first run that needs
+// it.
+func newApp(cfg *config.Config, store objectStore, logger *slog.Logger) (*app, error) {
+	base, err := newSentryClient(cfg, cfg.SentryAuthToken, "SENTRY_AUTH_TOKEN", logger)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{
+		cfg:     cfg,
+		store:   store,
+		streams: collector.Order(cfg.Streams),
+		clock:   clock.Real{},
+		stop:    make(chan struct{}),
+	}
+	a.main = &regionClient{base: base, org: cfg.SentryOrg, stop: a.stop}
+	if slices.Contains(a.streams, audit.Name) {
+		if cfg.SentryAuditToken == "" {
+			return nil, fmt.Errorf("%w: SENTRY_AUDIT_TOKEN is required when STREAMS includes audit", failure.ErrConfig)
+		}
+		// The audit log is a control-silo endpoint: always on
+		// SENTRY_API_BASE as configured, never the region host (which
+		// answers it with a bare 404).
+		if a.audit, err = newSentryClient(cfg, cfg.SentryAuditToken, "SENTRY_AUDIT_TOKEN", logger); err != nil {
+			return nil, err
+		}
+	}
+	// Validate every stream's options once, at start-up.
+	for _, name := range a.streams {
+		if _, err := a.stream(name, base); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Drain implements Drainer: in-flight runs (streams and backfills) stop
+// softly and commit what they have, and so does a region resolution in
+// flight. It takes no lock and never waits.
+func (a *app) Drain() { a.stopOnce.Do(func() { close(a.stop) }) }
+
+func (a *app) stopped() bool {
+	select {
+	case <-a.stop:
+		return true
 	default:
-		return exitFailure
+		return false
 	}
 }
 
-// cliEnv is what the collect and backfill sub-commands share: the
-// configuration, a logger, the store and a region-resolved Sentry client.
-type cliEnv struct {
-	cfg      *config.Config
-	logger   *slog.Logger
-	store    objectStore
-	location string
-	api      *sentry.Client
-	close    func() error
+// env is the engine environment of a stream reading through cl.
+func (a *app) env(cl *sentry.Client) engine.Env {
+	return engine.Env{Data: a.store, State: a.store, Clock: a.clock, Stop: a.stop, Counters: cl.RequestCounts}
 }
 
-// openCLI loads the configuration from the environment and opens what a
-// local run needs; errors carry the sub-command's exit code.
-func openCLI(ctx context.Context) (context.Context, *cliEnv, error) {
-	cfg, err := config.Load(ctx, envconfig.OsLookuper())
-	if err != nil {
-		return ctx, nil, &exitError{code: exitConfig, err: err}
+// eventsOptions maps the configuration onto the events stream's options.
+func (a *app) eventsOptions(cl *sentry.Client) events.Options {
+	c := a.cfg
+	o := events.Options{
+		Org:                c.SentryOrg,
+		DataPrefix:         c.GCSPrefix,
+		StatePrefix:        c.StateKey,
+		MaxProjects:        c.MaxProjects,
+		MaxPagesPerProject: c.MaxPagesPerProject,
+		Lag:                c.CollectLag,
+		Overlap:            c.CollectOverlap,
+		InitialLookback:    c.InitialLookback,
+		FullSweepInterval:  -1,
+		Progress:           a.progress,
 	}
-	logger := cliLogger(cfg.LogLevel)
-	ctx = logging.WithLogger(ctx, logger)
-	logger.DebugContext(ctx, "loaded configuration", "config", cfg)
+	if c.FullSweepInterval > 0 {
+		o.FullSweepInterval = c.FullSweepInterval
+		o.Stats = cl
+	}
+	return o
+}
 
-	store, location, closeStore, err := openStore(ctx, cfg)
-	if err != nil {
-		return ctx, nil, &exitError{code: classify(err), err: err}
+// stream builds one stream reading through cl (the region-resolved main
+// client; the audit stream uses its own).
+func (a *app) stream(name string, cl *sentry.Client) (collector.Stream, error) {
+	c := a.cfg
+	switch name {
+	case events.Name:
+		return events.New(a.eventsOptions(cl), cl, a.env(cl))
+	case issues.Name:
+		return issues.New(issues.Options{
+			Org: c.SentryOrg, DataPrefix: c.IssuesPrefix, StatePrefix: c.StateKey,
+			Lag: c.CollectLag, Overlap: c.CollectOverlap, InitialLookback: c.InitialLookback,
+		}, cl, a.env(cl))
+	case audit.Name:
+		return audit.New(audit.Options{
+			Org: c.SentryOrg, DataPrefix: c.AuditPrefix, StatePrefix: c.StateKey,
+			Overlap: max(audit.DefaultOverlap, c.CollectOverlap), InitialLookback: c.InitialLookback,
+		}, a.audit, a.env(a.audit))
 	}
-	client, err := newSentryClient(cfg, logger)
-	if err != nil {
-		_ = closeStore()
-		return ctx, nil, &exitError{code: exitConfig, err: err}
+	return nil, fmt.Errorf("%w: unknown stream %q", failure.ErrConfig, name)
+}
+
+// selected returns the streams a message asks for: every selected stream
+// for "" or "all" (a tick, or a continuation of several streams), else the
+// named one if it is selected (nil otherwise).
+func (a *app) selected(stream string) []string {
+	if stream == "" || stream == continueAll {
+		return a.streams
 	}
-	api, err := resolveRegion(ctx, client, cfg.SentryOrg)
-	if err != nil {
-		_ = closeStore()
-		return ctx, nil, &exitError{code: classify(err), err: err}
+	if slices.Contains(a.streams, stream) {
+		return []string{stream}
 	}
-	return ctx, &cliEnv{cfg: cfg, logger: logger, store: store, location: location, api: api, close: closeStore}, nil
+	return nil
+}
+
+// continueAll is the continuation's stream name when several streams have
+// work left: the continuation runs every selected stream, as a tick does.
+const continueAll = "all"
+
+// RunStreams implements Collector: one pass of the named stream ("" or
+// "all": every selected stream) within one budget (a fair share each).
+func (a *app) RunStreams(ctx context.Context, stream string) (RunResult, error) {
+	names := a.selected(stream)
+	if len(names) == 0 {
+		logging.FromContext(ctx).WarnContext(ctx, "message names a stream that is not selected (STREAMS); nothing to do", "stream", stream)
+		return RunResult{}, nil
+	}
+	res, err := a.run(ctx, names)
+	if err != nil && a.stopped() && len(res.Summaries) == 0 {
+		// Stopped before any stream ran (the region was being resolved):
+		// nothing was done; the work goes on with the continuation.
+		return streamsResult(collector.Result{Remaining: names}), nil
+	}
+	return streamsResult(res), err
+}
+
+// run builds the named streams and runs them within RUN_BUDGET.
+func (a *app) run(ctx context.Context, names []string) (collector.Result, error) {
+	var main *sentry.Client
+	if slices.ContainsFunc(names, func(n string) bool { return n != audit.Name }) {
+		var err error
+		if main, err = a.main.get(ctx); err != nil {
+			return collector.Result{}, err
+		}
+	}
+	streams := make([]collector.Stream, 0, len(names))
+	for _, name := range names {
+		s, err := a.stream(name, main)
+		if err != nil {
+			return collector.Result{}, err
+		}
+		streams = append(streams, s)
+	}
+	return collector.Run(ctx, a.clock, a.cfg.RunBudget, streams, a.stopped)
+}
+
+// streamsResult maps a multi-stream outcome onto the HTTP layer's result.
+func streamsResult(res collector.Result) RunResult {
+	out := RunResult{LeaseHeld: res.AllLeaseHeld, WorkRemaining: len(res.Remaining) > 0}
+	switch len(res.Remaining) {
+	case 0:
+	case 1:
+		out.Continue = res.Remaining[0]
+	default:
+		out.Continue = continueAll
+	}
+	return out
+}
+
+// jobs returns the backfill jobs, reading Sentry through cl.
+func (a *app) jobs(cl *sentry.Client) (*backfill.Jobs, error) {
+	s, err := events.New(a.eventsOptions(cl), cl, a.env(cl))
+	if err != nil {
+		return nil, err
+	}
+	return backfill.New(s, a.store)
+}
+
+// CreateBackfill implements Backfiller. The request is checked before
+// Sentry is contacted: a bad range is answered at once.
+func (a *app) CreateBackfill(ctx context.Context, spec backfill.Spec) (backfill.Job, error) {
+	if _, _, _, err := backfill.Validate(spec, a.clock.Now().UTC()); err != nil {
+		return backfill.Job{}, err
+	}
+	cl, err := a.main.get(ctx)
+	if err != nil {
+		return backfill.Job{}, err
+	}
+	j, err := a.jobs(cl)
+	if err != nil {
+		return backfill.Job{}, err
+	}
+	return j.Create(ctx, spec)
+}
+
+// GetBackfill implements Backfiller. It needs no Sentry access.
+func (a *app) GetBackfill(ctx context.Context, id string) (backfill.Job, error) {
+	j, err := a.jobs(a.main.base)
+	if err != nil {
+		return backfill.Job{}, err
+	}
+	return j.Get(ctx, id)
+}
+
+// RunBackfill implements Backfiller: the job is looked up before Sentry is
+// contacted, so an unknown job is answered at once.
+func (a *app) RunBackfill(ctx context.Context, id string) (backfill.Result, error) {
+	if _, err := a.GetBackfill(ctx, id); err != nil {
+		return backfill.Result{}, err
+	}
+	cl, err := a.main.get(ctx)
+	if err != nil {
+		return backfill.Result{}, err
+	}
+	j, err := a.jobs(cl)
+	if err != nil {
+		return backfill.Result{}, err
+	}
+	return j.Run(ctx, id, a.cfg.RunBudget)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -15,10 +14,15 @@ import (
 	"time"
 
 	"github.com/secops-collectors/sentry-gcs/internal/clock"
-	"github.com/secops-collectors/sentry-gcs/internal/collector"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 	"github.com/secops-collectors/sentry-gcs/internal/sentrysim"
 	"github.com/secops-collectors/sentry-gcs/internal/sink"
+
+	"github.com/secops-collectors/sentry-gcs/internal/events"
+
+	"github.com/secops-collectors/sentry-gcs/internal/engine"
+
+	"github.com/secops-collectors/sentry-gcs/internal/collecttest"
 )
 
 var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
@@ -178,20 +182,20 @@ func drainCollector(tb testing.TB, d *drainWorld) drainResult {
 		tb.Fatal(err)
 	}
 	written, runs := 0, 0
+	c, err := events.New(events.Options{
+		Org: "acme", DataPrefix: "sentry/events/", StatePrefix: "sentry/state/",
+		MaxPagesPerProject: -1, Lag: 2 * time.Minute, Overlap: 30 * time.Minute,
+	}, cl, engine.Env{Data: store, State: store, Clock: d.clk, Counters: cl.RequestCounts})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	for {
-		c, err := collector.New(collector.Options{
-			Org: "acme", DataPrefix: "sentry/events/", StatePrefix: "sentry/state/",
-			MaxPagesPerProject: -1, Clock: d.clk, Logger: slog.New(slog.DiscardHandler),
-		}, cl, store, store)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		s, err := c.Run(context.Background())
+		s, err := c.Run(collecttest.Quiet(context.Background()), 7*time.Minute)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		runs++
-		written += s.EventsWritten
+		written += s.Records
 		if !s.WorkRemaining {
 			break
 		}
@@ -205,7 +209,7 @@ func drainCollector(tb testing.TB, d *drainWorld) drainResult {
 }
 
 // naiveRun is the reference function's request pattern (see
-// internal/collector/reference_test.go): list the projects, then per project
+// internal/events/reference_test.go): list the projects, then per project
 // fetch the newest page and follow rel="next" while results="true", one
 // request at a time, without pacing, without looking at the status (a 429's
 // body has no Link header, which ends that project's walk). No page cap, so

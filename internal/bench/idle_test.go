@@ -3,16 +3,20 @@ package bench
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/secops-collectors/sentry-gcs/internal/clock"
-	"github.com/secops-collectors/sentry-gcs/internal/collector"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 	"github.com/secops-collectors/sentry-gcs/internal/sentrysim"
 	"github.com/secops-collectors/sentry-gcs/internal/sink"
+
+	"github.com/secops-collectors/sentry-gcs/internal/events"
+
+	"github.com/secops-collectors/sentry-gcs/internal/engine"
+
+	"github.com/secops-collectors/sentry-gcs/internal/collecttest"
 )
 
 // BenchmarkIdleTick measures one scheduled tick of an idle organisation of
@@ -52,15 +56,15 @@ func BenchmarkIdleTick(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			run := func() collector.Summary {
-				c, err := collector.New(collector.Options{
+			run := func() engine.Summary {
+				c, err := events.New(events.Options{
 					Org: "acme", DataPrefix: "sentry/events/", StatePrefix: "sentry/state/", MaxProjects: projects,
-					Clock: clk, Logger: slog.New(slog.DiscardHandler), Stats: cl,
-				}, cl, store, store)
+					Lag: 2 * time.Minute, Overlap: 30 * time.Minute, Stats: cl,
+				}, cl, engine.Env{Data: store, State: store, Clock: clk, Counters: cl.RequestCounts})
 				if err != nil {
 					b.Fatal(err)
 				}
-				s, err := c.Run(context.Background())
+				s, err := c.Run(collecttest.Quiet(context.Background()), 7*time.Minute)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -72,7 +76,7 @@ func BenchmarkIdleTick(b *testing.B) {
 			before, start := sim.RequestStats(), clk.Now()
 			s := run()
 			report(b, sim, before, clk.Now().Sub(start))
-			b.ReportMetric(float64(s.ProjectsSkipped), "projects_skipped")
+			b.ReportMetric(float64(s.Projects.Skipped), "projects_skipped")
 		}
 	})
 	b.Run("naive", func(b *testing.B) {

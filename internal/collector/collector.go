@@ -1,334 +1,151 @@
-// Package collector copies a Sentry organisation's error events into object
-// storage exactly once, as NDJSON (one compact Sentry event per line).
-//
-// Per project it reads windows [W − Overlap, now − Lag) of the project events
-// endpoint through start/end, following only rel="next", de-duplicates by
-// event id against what is already stored, writes write-once objects, and
-// advances the watermark W only when a window is durably written. Progress
-// lives in a per-project checkpoint updated by compare-and-swap, a lease
-// keeps concurrent runs apart, and every run is bounded by a budget.
-//
-// The algorithm, and why each step is there, is described in DESIGN.md next
-// to this file.
+// Package collector runs the selected streams of one organisation (audit
+// log, issues, events) one after the other within one budget. Each stream
+// gets a fair share of what is left, so the time a cheap stream does not use
+// passes to the next, and one stream's failure does not stop the others. The
+// streams themselves are sources on the engine (internal/engine,
+// internal/events, internal/issues, internal/audit).
 package collector
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"strings"
+	"slices"
 	"time"
 
+	"github.com/secops-collectors/sentry-gcs/internal/audit"
 	"github.com/secops-collectors/sentry-gcs/internal/clock"
-	"github.com/secops-collectors/sentry-gcs/internal/state"
+	"github.com/secops-collectors/sentry-gcs/internal/engine"
+	"github.com/secops-collectors/sentry-gcs/internal/events"
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
+	"github.com/secops-collectors/sentry-gcs/internal/issues"
 )
 
-// Defaults for zero Options fields.
-const (
-	DefaultMaxProjects        = 100
-	DefaultMaxPagesPerProject = 5
-	DefaultLag                = 2 * time.Minute
-	DefaultOverlap            = 30 * time.Minute
-	DefaultInitialLookback    = 24 * time.Hour
-	DefaultMaxWindow          = 24 * time.Hour
-	DefaultBudget             = 7 * time.Minute
+// Stream is one stream of a run. *events.Stream, *issues.Stream and
+// *audit.Stream implement it.
+type Stream interface {
+	// Name is the stream's name (events, issues, audit).
+	Name() string
+	// Run runs one pass bounded by budget; it logs its own summary.
+	Run(ctx context.Context, budget time.Duration) (engine.Summary, error)
+}
+
+var (
+	_ Stream = (*events.Stream)(nil)
+	_ Stream = (*issues.Stream)(nil)
+	_ Stream = (*audit.Stream)(nil)
 )
 
-// ZeroDuration set as Options.Lag or Options.Overlap means a real zero (a
-// zero value there means the default): configuration maps an explicit 0 to
-// it.
-const ZeroDuration time.Duration = -1
+// runOrder ranks the streams: the cheap single-document streams first, so
+// that what they leave of their fair share goes to the events stream.
+var runOrder = []string{audit.Name, issues.Name, events.Name}
 
-// Tuning constants.
-const (
-	// maxPagesPerObject bounds how many pages go into one data object.
-	maxPagesPerObject = 10
-	// maxObjectBytes flushes a batch once it reaches this size.
-	maxObjectBytes = 8 << 20
-	// minSafetyMargin is the least time kept in reserve before the
-	// deadline: no page request or write starts with less left.
-	minSafetyMargin = 3 * time.Second
-	// leaseMargin is added to the budget to make the lease's TTL, which is
-	// capped at maxLeaseTTL: the run renews it every half TTL, so a crashed
-	// run blocks its stream for at most maxLeaseTTL rather than a whole
-	// budget. A run that cannot renew in time (one request stalled longer
-	// than half the TTL) loses the lease and stops; the checkpoints'
-	// compare-and-swap keeps that safe.
-	leaseMargin = 2 * time.Minute
-	maxLeaseTTL = 3 * time.Minute
-	// maxConflictsPerRun bounds compare-and-swap conflicts on one project
-	// in one run (only concurrent writers cause them).
-	maxConflictsPerRun = 20
-	// catchUpGap is how far behind now − Lag a project's watermark must be
-	// for the run to report work remaining, or for a project that completed
-	// a window to open another in the same run. Below it, the next scheduled
-	// run is soon enough, and an idle organisation costs one request per
-	// project per run.
-	catchUpGap = 10 * time.Minute
-	// loadConcurrency bounds parallel checkpoint reads at the start.
-	loadConcurrency = 8
-)
-
-// ContentTypeNDJSON is the content type of data objects.
-const ContentTypeNDJSON = "application/x-ndjson"
-
-// contentTypeJSON is the content type of state documents.
-const contentTypeJSON = "application/json"
-
-// Options configure a Collector.
-type Options struct {
-	// Org is the organisation slug (required). It is also part of object
-	// names.
-	Org string
-	// DataPrefix is the prefix of data objects (e.g. "sentry/events/").
-	DataPrefix string
-	// StatePrefix is the prefix of state documents (e.g. "sentry/state/");
-	// it must not lie inside DataPrefix.
-	StatePrefix string
-	// MaxProjects bounds how many projects are collected; default 100.
-	MaxProjects int
-	// MaxPagesPerProject caps pages read per project per run; a capped
-	// project resumes from its stored cursor next run. Default 5; negative
-	// means no cap.
-	MaxPagesPerProject int
-	// Lag keeps the window's end this far behind now (ingestion lag);
-	// 0 means the default 2m, ZeroDuration a real zero.
-	Lag time.Duration
-	// Overlap re-reads this much before the watermark, to catch events
-	// that became visible late; 0 means the default 30m, ZeroDuration a
-	// real zero. It must be at most MaxWindow/2 (a window must move the
-	// watermark forward).
-	Overlap time.Duration
-	// InitialLookback is the first window's reach into the past; default
-	// 24h.
-	InitialLookback time.Duration
-	// MaxWindow caps a window's length (a first window after a long
-	// look-back, or a window after downtime, is split into windows of at
-	// most MaxWindow, caught up one after the other); default 24h.
-	// Backfill de-duplication bounds the objects it reads with it.
-	MaxWindow time.Duration
-	// Budget bounds a run; default 7m.
-	Budget time.Duration
-	// Clock defaults to clock.Real{}.
-	Clock clock.Clock
-	// RunID identifies the run in logs, checkpoints and the lease; default
-	// random.
-	RunID string
-	// Logger defaults to slog.Default().
-	Logger *slog.Logger
-	// Progress, when set, is called after every page batch of a project.
-	// It runs on the collector's goroutine and must be fast.
-	Progress func(ProgressEvent)
-	// Stats, when set, turns on idle detection (idle.go): one stats_v2
-	// request per run, and projects that received nothing since their
-	// watermark are not read. nil: every project is read every run.
-	Stats StatsAPI
-	// AuditOverlap is how far below its watermark the audit-log stream
-	// reads (entries can become visible late with their original time);
-	// default max(DefaultAuditOverlap, Overlap). Only the audit stream uses
-	// it.
-	AuditOverlap time.Duration
-	// FullSweepInterval bounds how long idle detection may skip a project:
-	// each is read directly at least this often. Default 1h; negative
-	// turns idle detection off.
-	FullSweepInterval time.Duration
-	// StopSignal, when closed, asks runs to stop softly (SIGTERM): no new
-	// page request, window or stream is started, what was read is written
-	// and committed, and the run returns with WorkRemaining set. nil: never.
-	StopSignal <-chan struct{}
+// Order returns names in run order (names it does not know go last, in the
+// order given).
+func Order(names []string) []string {
+	out := slices.Clone(names)
+	rank := func(n string) int {
+		if i := slices.Index(runOrder, n); i >= 0 {
+			return i
+		}
+		return len(runOrder)
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return rank(a) - rank(b) })
+	return out
 }
 
-// ProgressEvent reports a project's progress within a run.
-type ProgressEvent struct {
-	ProjectID   string
-	ProjectSlug string
-	// Pages, Events and Duplicates count this project's pages read, events
-	// written and rows skipped as already stored, so far in this run.
-	Pages      int
-	Events     int
-	Duplicates int
-	// Object is the data object just written, if any.
-	Object string
-	// Done is set when the project is finished for this run; CaughtUp when
-	// it has no window in progress (nothing left to read up to now − Lag).
-	Done     bool
-	CaughtUp bool
-	// Err is set when the project failed in this run.
-	Err error
+// Result is the outcome of Run.
+type Result struct {
+	// Summaries has one entry per stream run, in run order.
+	Summaries []engine.Summary
+	// Errors maps a stream that failed to its error.
+	Errors map[string]error
+	// Remaining lists the streams that have work left (a backlog, or a
+	// transient failure): the caller should run them again soon.
+	Remaining []string
+	// AllLeaseHeld is set when every stream's lease was held by another
+	// run: nothing was done.
+	AllLeaseHeld bool
 }
 
-// ErrConfig marks errors a retry cannot fix: a bad token, a missing scope, an
-// unknown organisation, invalid options.
-var ErrConfig = errors.New("configuration error")
-
-// ErrLeaseHeld is returned by a Leaser when another run holds the lease.
-var ErrLeaseHeld = errors.New("lease held by another run")
-
-// ErrLeaseLost is returned when the run lost its lease; it stops writing at
-// once.
-var ErrLeaseLost = errors.New("lease lost")
-
-// ErrBudgetExhausted is wrapped when the run's budget ran out while a
-// request was in flight.
-var ErrBudgetExhausted = errors.New("run budget exhausted")
-
-// transientError marks failures that a later run is expected to get past.
-type transientError struct{ err error }
-
-func (e *transientError) Error() string { return e.err.Error() }
-func (e *transientError) Unwrap() error { return e.err }
-
-// transient wraps err (nil stays nil) so that IsTransient reports true.
-func transient(err error) error {
-	if err == nil || IsTransient(err) {
-		return err
+// ConfigErrors returns the streams that failed with a configuration error
+// (a missing scope, a rejected token), which a retry cannot fix.
+func (r Result) ConfigErrors() map[string]error {
+	out := make(map[string]error)
+	for name, err := range r.Errors {
+		if failure.IsConfig(err) {
+			out[name] = err
+		}
 	}
-	return &transientError{err: err}
+	return out
 }
 
-// IsTransient reports whether a run failed for a reason expected to pass
-// (Sentry or storage unavailable, rate limits, budget or lease lost mid-run).
-// Progress up to the failure is committed; the caller should retry later.
-func IsTransient(err error) bool {
-	var t *transientError
-	return errors.As(err, &t)
-}
-
-// IsConfig reports whether err is a configuration error (ErrConfig).
-func IsConfig(err error) bool { return errors.Is(err, ErrConfig) }
-
-// Collector runs the events stream of one organisation.
-type Collector struct {
-	opts  Options
-	api   SentryAPI
-	data  Objects
-	state Objects
-	lease Leaser
-	clock clock.Clock
-	log   *slog.Logger
-}
-
-// New validates opts and returns a Collector reading through api, writing
-// data objects to data and state documents (checkpoints, lease) to state.
-// data and state may be the same store.
-func New(opts Options, api SentryAPI, data, stateStore Objects) (*Collector, error) {
-	if api == nil {
-		return nil, fmt.Errorf("%w: collector needs a Sentry client, a data store and a state store", ErrConfig)
+// Run runs streams in the given order within budget: each gets a fair share
+// of what is left (remaining ÷ streams left). A stream's failure is logged
+// once, in its own run summary. A configuration error (a missing scope, a
+// rejected token) or a Sentry failure stops only its stream; the error is
+// nil when every stream did what it could or failed that way while another
+// succeeded (the failures are in Result.Errors, and a stream Sentry failed
+// is in Remaining). It is transient when a stream failed on storage or its
+// lease, or when every stream failed and one of them transiently; it is a
+// configuration error when every stream failed with one.
+func Run(ctx context.Context, clk clock.Clock, budget time.Duration, streams []Stream, stop func() bool) (Result, error) {
+	if clk == nil {
+		clk = clock.Real{}
 	}
-	c, err := newBase(opts, StreamEvents, data, stateStore)
-	if err != nil {
-		return nil, err
+	res := Result{Errors: make(map[string]error)}
+	if len(streams) == 0 {
+		return res, fmt.Errorf("%w: no stream selected", failure.ErrConfig)
 	}
-	c.api = api
-	return c, nil
-}
-
-// newBase applies defaults to opts, validates them for the named stream
-// (whose state lives under <StatePrefix><stream>/) and returns a Collector
-// without a Sentry client: the events stream adds its own, the issues and
-// audit streams (issues.go, audit.go) keep theirs beside it.
-func newBase(opts Options, stream string, data, stateStore Objects) (*Collector, error) {
-	if data == nil || stateStore == nil {
-		return nil, fmt.Errorf("%w: collector needs a Sentry client, a data store and a state store", ErrConfig)
+	deadline := clk.Now().Add(budget)
+	var runErrs, readErrs, configErrs []error
+	held := 0
+	for i, s := range streams {
+		share := deadline.Sub(clk.Now()) / time.Duration(len(streams)-i)
+		if share <= engine.MinSafetyMargin || (stop != nil && stop()) {
+			res.Remaining = append(res.Remaining, s.Name())
+			continue
+		}
+		sum, err := s.Run(ctx, share)
+		if sum.Stream == "" {
+			sum.Stream = s.Name()
+		}
+		res.Summaries = append(res.Summaries, sum)
+		if sum.LeaseHeld {
+			held++
+		}
+		if err == nil {
+			if sum.WorkRemaining {
+				res.Remaining = append(res.Remaining, s.Name())
+			}
+			continue
+		}
+		res.Errors[s.Name()] = err
+		named := fmt.Errorf("%s stream: %w", s.Name(), err)
+		switch {
+		case failure.IsConfig(err):
+			configErrs = append(configErrs, named)
+		case engine.IsReadError(err):
+			// Sentry failing for this stream after the client's retries:
+			// the stream's failure for this run; it runs again with the
+			// continuation.
+			res.Remaining = append(res.Remaining, s.Name())
+			readErrs = append(readErrs, named)
+		default:
+			res.Remaining = append(res.Remaining, s.Name())
+			runErrs = append(runErrs, named)
+		}
 	}
-	if opts.Org == "" {
-		return nil, fmt.Errorf("%w: the organisation slug is required", ErrConfig)
-	}
-	if opts.MaxProjects == 0 {
-		opts.MaxProjects = DefaultMaxProjects
-	}
-	if opts.MaxPagesPerProject == 0 {
-		opts.MaxPagesPerProject = DefaultMaxPagesPerProject
-	}
-	switch opts.Lag {
-	case 0:
-		opts.Lag = DefaultLag
-	case ZeroDuration:
-		opts.Lag = 0
-	}
-	switch opts.Overlap {
-	case 0:
-		opts.Overlap = DefaultOverlap
-	case ZeroDuration:
-		opts.Overlap = 0
-	}
-	if opts.InitialLookback == 0 {
-		opts.InitialLookback = DefaultInitialLookback
-	}
-	if opts.MaxWindow <= 0 {
-		opts.MaxWindow = DefaultMaxWindow
-	}
-	if opts.Budget == 0 {
-		opts.Budget = DefaultBudget
-	}
-	if opts.FullSweepInterval == 0 {
-		opts.FullSweepInterval = DefaultFullSweepInterval
-	}
+	res.AllLeaseHeld = held == len(streams)
 	switch {
-	case opts.MaxProjects < 0:
-		return nil, fmt.Errorf("%w: max projects must be positive, got %d", ErrConfig, opts.MaxProjects)
-	case opts.Lag < 0, opts.Overlap < 0, opts.InitialLookback < 0, opts.Budget < 0:
-		return nil, fmt.Errorf("%w: lag, overlap, initial look-back and budget must not be negative", ErrConfig)
-	case opts.Overlap > opts.MaxWindow/2:
-		return nil, fmt.Errorf("%w: the overlap (COLLECT_OVERLAP) is %s but must be at most half the maximum window (%s): each window re-reads the overlap before the watermark, so a larger one would stop the watermark from moving forward", ErrConfig, opts.Overlap, opts.MaxWindow/2)
-	case opts.DataPrefix == "":
-		return nil, fmt.Errorf("%w: the data prefix must not be empty (the state would lie inside it)", ErrConfig)
-	case strings.HasPrefix(opts.StatePrefix+stream+"/", opts.DataPrefix):
-		return nil, fmt.Errorf("%w: the state prefix %q must not lie inside the data prefix %q (the feed would ingest or delete the state)", ErrConfig, opts.StatePrefix, opts.DataPrefix)
+	case len(runErrs) > 0:
+		// Storage or lease failures: the run as a whole failed.
+		return res, failure.Transient(errors.Join(append(append(runErrs, readErrs...), configErrs...)...))
+	case len(readErrs) > 0 && len(readErrs)+len(configErrs) == len(streams):
+		// Every stream failed, at least one transiently.
+		return res, failure.Transient(errors.Join(append(readErrs, configErrs...)...))
+	case len(configErrs) == len(streams):
+		return res, failure.Permanent(errors.Join(configErrs...))
 	}
-	if opts.Clock == nil {
-		opts.Clock = clock.Real{}
-	}
-	if opts.RunID == "" {
-		opts.RunID = newRunID()
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	var lease Leaser = &objectLeaser{store: stateStore, clock: opts.Clock}
-	if so, ok := stateStore.(state.Objects); ok {
-		lease = newStateLeaser(so, opts.Clock)
-	}
-	return &Collector{
-		opts:  opts,
-		data:  data,
-		state: stateStore,
-		lease: lease,
-		clock: opts.Clock,
-		log:   opts.Logger,
-	}, nil
-}
-
-func newRunID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// checkpointKey is the state document of a project.
-func (c *Collector) checkpointKey(projectID string) string {
-	return c.opts.StatePrefix + "events/projects/" + projectID + ".json"
-}
-
-// stopRequested reports whether the StopSignal was given.
-func (c *Collector) stopRequested() bool {
-	if c.opts.StopSignal == nil {
-		return false
-	}
-	select {
-	case <-c.opts.StopSignal:
-		return true
-	default:
-		return false
-	}
-}
-
-// leaseKey is the events stream's lease.
-func (c *Collector) leaseKey() string { return c.opts.StatePrefix + "events/lease.json" }
-
-// leaseTTL is the lease's time to live for a run with the given budget.
-func leaseTTL(budget time.Duration) time.Duration {
-	return min(budget+leaseMargin, maxLeaseTTL)
+	return res, nil
 }

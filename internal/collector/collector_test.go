@@ -3,596 +3,210 @@ package collector
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
+	"github.com/secops-collectors/sentry-gcs/internal/audit"
 	"github.com/secops-collectors/sentry-gcs/internal/clock"
-	"github.com/secops-collectors/sentry-gcs/internal/sentry"
-	"github.com/secops-collectors/sentry-gcs/internal/sink"
+	"github.com/secops-collectors/sentry-gcs/internal/collecttest"
+	"github.com/secops-collectors/sentry-gcs/internal/engine"
+	"github.com/secops-collectors/sentry-gcs/internal/events"
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
+	"github.com/secops-collectors/sentry-gcs/internal/issues"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
+	"github.com/secops-collectors/sentry-gcs/internal/sentrysim"
 )
 
-var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
-
-const (
-	testData  = "sentry/events/"
-	testState = "sentry/state/"
-)
-
-// env is a collector over fakes.
-type env struct {
-	t     *testing.T
-	clk   *clock.Fake
-	api   *fakeAPI
-	store *memStore
-	opts  Options
-}
-
-func newEnv(t *testing.T, projects ...string) *env {
-	t.Helper()
-	clk := clock.NewFake(t0)
-	return &env{
-		t:     t,
-		clk:   clk,
-		api:   newFakeAPI(projects...),
-		store: newMemStore(),
-		opts: Options{
-			Org:                "acme",
-			DataPrefix:         testData,
-			StatePrefix:        testState,
-			MaxPagesPerProject: -1,
-			Lag:                2 * time.Minute,
-			Overlap:            30 * time.Minute,
-			InitialLookback:    24 * time.Hour,
-			Budget:             7 * time.Minute,
-			Clock:              clk,
-			Logger:             slog.New(slog.DiscardHandler),
-		},
-	}
-}
-
-func (e *env) collector(data, state Objects) *Collector {
-	e.t.Helper()
-	if data == nil {
-		data = e.store
-	}
-	if state == nil {
-		state = e.store
-	}
-	c, err := New(e.opts, e.api, data, state)
-	if err != nil {
-		e.t.Fatalf("New: %v", err)
-	}
-	return c
-}
-
-func (e *env) run() Summary {
-	e.t.Helper()
-	s, err := e.collector(nil, nil).Run(e.t.Context())
-	if err != nil {
-		e.t.Fatalf("Run: %v", err)
-	}
-	return s
-}
-
-func (e *env) checkpoint(pid string) *checkpoint {
-	e.t.Helper()
-	data, _, err := e.store.Read(e.t.Context(), testState+"events/projects/"+pid+".json")
-	if err != nil {
-		e.t.Fatalf("read checkpoint: %v", err)
-	}
-	cp, err := decodeCheckpoint(data)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return cp
-}
-
-func (e *env) check() *bucketReport {
-	e.t.Helper()
-	rep, err := checkBucket(e.t.Context(), e.store, testData, e.api.truth())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if !rep.ok() {
-		e.t.Errorf("bucket: %s", rep)
-	}
-	return rep
-}
-
-func TestWindowBounds(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, "1")
-	e.api.add("1", 3, t0.Add(-time.Hour))
-	e.clk.Set(t0.Add(500 * time.Millisecond))
-	s := e.run()
-	if got, want := s.EventsWritten, 3; got != want {
-		t.Errorf("events written: got %d, want %d", got, want)
-	}
-	q := e.api.queries[0]
-	if got, want := q.Start, t0.Add(-24*time.Hour); !got.Equal(want) {
-		t.Errorf("first window start: got %v, want %v", got, want)
-	}
-	if got, want := q.End, t0.Add(-2*time.Minute); !got.Equal(want) {
-		t.Errorf("first window end (floored to the second): got %v, want %v", got, want)
-	}
-	cp := e.checkpoint("1")
-	if cp.Window != nil || !cp.Watermark.Equal(t0.Add(-2*time.Minute)) {
-		t.Errorf("after the window: window %+v watermark %v, want none and %v", cp.Window, cp.Watermark, t0.Add(-2*time.Minute))
-	}
-
-	e.clk.Advance(10 * time.Minute)
-	e.api.queries = nil
-	e.run()
-	q = e.api.queries[0]
-	if got, want := q.Start, t0.Add(-32*time.Minute); !got.Equal(want) {
-		t.Errorf("second window start (W − overlap): got %v, want %v", got, want)
-	}
-	if got, want := q.End, t0.Add(8*time.Minute); !got.Equal(want) {
-		t.Errorf("second window end: got %v, want %v", got, want)
-	}
-	e.check()
-}
-
-func TestNothingNewOpensNoWindow(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, "1")
-	e.run()
-	e.api.queries = nil
-	s := e.run() // same instant: end == W
-	if len(e.api.queries) != 0 || s.WorkRemaining {
-		t.Errorf("queries %d, work remaining %v; want none", len(e.api.queries), s.WorkRemaining)
-	}
-}
-
-func TestResumeFromCursorAfterPageCap(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, "1", "2")
-	e.opts.MaxPagesPerProject = 2
-	e.api.add("1", 550, t0.Add(-3*time.Hour))
-	e.api.add("2", 30, t0.Add(-3*time.Hour))
-	s := e.run()
-	if got, want := s.EventsWritten, 230; got != want {
-		t.Errorf("first run events: got %d, want %d", got, want)
-	}
-	if !s.WorkRemaining {
-		t.Error("first run: want work remaining")
-	}
-	cp := e.checkpoint("1")
-	if cp.Window == nil || cp.Window.Cursor != "0:200:0" || !cp.Watermark.IsZero() {
-		t.Fatalf("capped window: got %+v watermark %v, want cursor 0:200:0 and no watermark", cp.Window, cp.Watermark)
-	}
-	// Events that become visible late (within the overlap) arrive at the
-	// top: rows shift, the stored cursor re-reads some rows (skipped), and
-	// the late events, newer than the frontier, come with the next window.
-	e.api.add("1", 40, t0.Add(-20*time.Minute))
-	e.clk.Advance(time.Minute)
-	for runs := 1; s.WorkRemaining; runs++ {
-		if runs > 10 {
-			t.Fatal("no end after 10 runs")
-		}
-		s = e.run()
-	}
-	e.clk.Advance(time.Minute)
-	e.run()
-	rep := e.check()
-	if got, want := len(rep.counts), 620; got != want {
-		t.Errorf("distinct events: got %d, want %d", got, want)
-	}
-}
-
-func TestWatermarkAdvancesOnlyAfterDurableWrite(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, "1")
-	e.api.add("1", 150, t0.Add(-time.Hour))
-	failing := &opsStore{inner: e.store, before: func(_ int, op, _ string) error {
-		if op == "create" {
-			return errors.New("injected: bucket unavailable")
-		}
-		return nil
-	}}
-	_, err := e.collector(failing, nil).Run(t.Context())
-	if err == nil || !IsTransient(err) {
-		t.Fatalf("Run with failing data store: got %v, want a transient error", err)
-	}
-	cp := e.checkpoint("1")
-	if cp.Window == nil || !cp.Watermark.IsZero() || cp.Window.Cursor != "" || len(cp.Seen) != 0 {
-		t.Fatalf("after a failed write: got window %+v watermark %v seen %d; want the persisted window, no progress", cp.Window, cp.Watermark, len(cp.Seen))
-	}
-	s := e.run()
-	if s.EventsWritten != 150 {
-		t.Errorf("rerun events: got %d, want 150", s.EventsWritten)
-	}
-	if cp := e.checkpoint("1"); cp.Watermark.IsZero() {
-		t.Error("watermark not advanced after the durable write")
-	}
-	e.check()
-}
-
-func TestWindowPersistedBeforeObjects(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, "1")
-	e.api.add("1", 5, t0.Add(-time.Hour))
-	var ops []string
-	rec := &opsStore{inner: e.store, before: func(_ int, op, name string) error {
-		ops = append(ops, op+" "+strings.TrimPrefix(strings.TrimPrefix(name, testState), testData))
-		return nil
-	}}
-	if _, err := e.collector(rec, rec).Run(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	want := []string{
-		"read events/lease.json",
-		"write events/lease.json",
-		"read events/projects/1.json",
-		"write events/projects/1.json", // the window, before any object
-		"create 2026/03/10/11/acme-1-1773143880-000001.ndjson",
-		"write events/projects/1.json", // then the commit
-		"read events/lease.json",
-		"write events/lease.json", // release
-	}
-	if diff := cmp.Diff(want, ops); diff != "" {
-		t.Errorf("operations (-want +got):\n%s", diff)
-	}
-}
-
-func TestRecoversUncommittedObject(t *testing.T) {
+// TestMissingAuditScopeFailsOnlyAudit runs the three streams with an audit
+// token that lacks org:write (403) or is rejected (401): the audit stream
+// fails with a clear configuration error, logged once with
+// error_kind=sentry_auth and counted in its summary; events and issues are
+// collected.
+func TestMissingAuditScopeFailsOnlyAudit(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name       string
-		newEvents  int // events arriving before the rerun
-		wantRecov  int
-		wantEvents int
+		auditToken string
+		want       string
 	}{
-		{name: "same_content_is_a_retry", newEvents: 0, wantRecov: 0, wantEvents: 120},
-		{name: "different_content_is_absorbed", newEvents: 7, wantRecov: 1, wantEvents: 7},
+		{name: "token_without_org_write", auditToken: "readonly", want: "org:write"},
+		{name: "token_rejected", auditToken: "bogus", want: "SENTRY_AUDIT_TOKEN"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, "1")
-			e.api.add("1", 120, t0.Add(-time.Hour))
-			// Crash between the object's creation and the commit.
-			created := false
-			crash := &opsStore{inner: e.store, before: func(_ int, op, name string) error {
-				if op == "create" {
-					created = true
-				}
-				if created && op == "write" && strings.Contains(name, "projects/") {
-					return errors.New("injected crash before commit")
-				}
-				return nil
-			}}
-			if _, err := e.collector(crash, crash).Run(t.Context()); err == nil {
-				t.Fatal("crashed run: want an error")
+			w := collecttest.New(t, 7, sentrysim.Config{Tokens: map[string][]string{
+				"tok":      {"org:read", "project:read", "event:read"},
+				"readonly": {"org:read", "project:read", "event:read"},
+			}}, "dir")
+			w.Sim.Populate(sentrysim.Scenario{Projects: 2, Backlog: 50, BacklogSpan: time.Hour})
+			w.Clock.Advance(time.Minute)
+			var logs bytes.Buffer
+			ctx := logging.WithLogger(t.Context(), slog.New(slog.NewJSONHandler(&logs, nil)))
+			main := w.Client("tok")
+			ev, err := events.New(events.Options{
+				Org: collecttest.Org, DataPrefix: collecttest.DataPrefix, StatePrefix: collecttest.StatePrefix,
+				Lag: 2 * time.Minute, Overlap: 30 * time.Minute,
+			}, main, w.Env("r1", nil, main))
+			if err != nil {
+				t.Fatal(err)
 			}
-			e.api.add("1", tc.newEvents, t0.Add(-30*time.Minute))
-			s := e.run()
-			if s.ObjectsRecovered != tc.wantRecov || s.EventsWritten != tc.wantEvents {
-				t.Errorf("rerun: recovered %d events %d, want %d and %d", s.ObjectsRecovered, s.EventsWritten, tc.wantRecov, tc.wantEvents)
+			is, err := issues.New(issues.Options{
+				Org: collecttest.Org, DataPrefix: collecttest.IssuesPrefix, StatePrefix: collecttest.StatePrefix,
+				Lag: 2 * time.Minute, Overlap: 30 * time.Minute,
+			}, main, w.Env("r1", nil, main))
+			if err != nil {
+				t.Fatal(err)
 			}
-			e.check()
+			ac := w.Client(tc.auditToken)
+			au, err := audit.New(audit.Options{
+				Org: collecttest.Org, DataPrefix: collecttest.AuditPrefix, StatePrefix: collecttest.StatePrefix,
+			}, ac, w.Env("r1", nil, ac))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Run(ctx, w.Clock, 7*time.Minute, []Stream{au, is, ev}, nil)
+			if err != nil {
+				t.Fatalf("Run: %v (the other streams must go on)", err)
+			}
+			if len(res.Errors) != 1 || res.Errors[audit.Name] == nil {
+				t.Fatalf("errors %v, want only the audit stream's", res.Errors)
+			}
+			aerr := res.Errors[audit.Name]
+			if !failure.IsConfig(aerr) || !strings.Contains(aerr.Error(), tc.want) {
+				t.Errorf("audit error %q: want a configuration error mentioning %s", aerr, tc.want)
+			}
+			if got := res.ConfigErrors(); len(got) != 1 {
+				t.Errorf("ConfigErrors() = %v", got)
+			}
+			sums := map[string]engine.Summary{}
+			for _, s := range res.Summaries {
+				sums[s.Stream] = s
+			}
+			if sums[audit.Name].AuthErrors != 1 {
+				t.Errorf("audit summary %+v: want AuthErrors 1", sums[audit.Name])
+			}
+			if sums[events.Name].Records == 0 || sums[issues.Name].Records == 0 {
+				t.Errorf("events wrote %d, issues %d records: both should have collected", sums[events.Name].Records, sums[issues.Name].Records)
+			}
+			tagged := 0
+			for line := range bytes.Lines(logs.Bytes()) {
+				var l map[string]any
+				if json.Unmarshal(line, &l) == nil && l["error_kind"] == failure.ErrorKindAuth {
+					tagged++
+					if l["stream"] != audit.Name {
+						t.Errorf("error_kind=sentry_auth on a line of stream %v", l["stream"])
+					}
+				}
+			}
+			if tagged != 1 {
+				t.Errorf("%d log lines with error_kind=sentry_auth, want exactly 1 (one alert per failure):\n%s", tagged, logs.String())
+			}
+			if len(w.Lines(collecttest.AuditPrefix)) != 0 {
+				t.Errorf("the failed audit stream wrote data")
+			}
 		})
 	}
 }
 
-func TestCompareAndSwapConflictReloads(t *testing.T) {
+func TestRunErrors(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "1")
-	e.api.add("1", 250, t0.Add(-time.Hour))
-	e.opts.MaxPagesPerProject = 1
-	e.run() // window open, one page committed
-	// Another writer commits the same state under a new generation just
-	// before our second commit: the swap is lost, the state reloaded.
-	bumped := false
-	racing := &opsStore{inner: e.store, before: func(_ int, op, name string) error {
-		if op == "write" && strings.Contains(name, "projects/") && !bumped {
-			bumped = true
-			data, gen, err := e.store.Read(context.Background(), name)
-			if err != nil {
-				return err
-			}
-			if _, err := e.store.Write(context.Background(), name, data, contentTypeJSON, gen); err != nil {
-				return err
-			}
-		}
-		return nil
-	}}
-	e.opts.MaxPagesPerProject = -1
-	s, err := e.collector(racing, racing).Run(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Conflicts != 1 {
-		t.Errorf("conflicts: got %d, want 1", s.Conflicts)
-	}
-	for i := 0; s.WorkRemaining && i < 5; i++ {
-		s = e.run()
-	}
-	e.check()
-}
-
-func TestSeenSetIsPruned(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, "1")
-	e.api.add("1", 300, t0.Add(-5*time.Hour))
-	e.api.add("1", 10, t0.Add(-20*time.Minute))
-	e.api.add("1", 10, t0.Add(-50*time.Minute))
-	e.run()
-	cp := e.checkpoint("1")
-	// W = t0 − 2m; keep ids at or after W − 30m = t0 − 32m.
-	if got, want := len(cp.Seen), 10; got != want {
-		t.Errorf("seen after the first window: got %d ids, want %d", got, want)
-	}
-	e.clk.Advance(time.Hour)
-	e.run()
-	if got := len(e.checkpoint("1").Seen); got != 0 {
-		t.Errorf("seen after an empty hour: got %d ids, want 0", got)
-	}
-	e.check()
-}
-
-func TestLargeWindowKeepsSeenSmall(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, "1")
-	e.opts.MaxPagesPerProject = 3
-	for h := range 20 {
-		e.api.add("1", 100, t0.Add(-time.Duration(h+1)*time.Hour))
-	}
-	maxSeen := 0
-	for i := 0; i < 20; i++ {
-		s := e.run()
-		maxSeen = max(maxSeen, len(e.checkpoint("1").Seen))
-		if !s.WorkRemaining {
-			break
-		}
-	}
-	// Inside a window, only ids in its last overlap and at the frontier
-	// second are kept, not the whole window.
-	if maxSeen > 200 {
-		t.Errorf("largest seen set: got %d ids, want at most 200 of 2000", maxSeen)
-	}
-	e.check()
-}
-
-func TestServerIgnoringDateRange(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, "1")
-	e.api.ignoreRange = true
-	e.api.add("1", 50, t0.Add(-48*time.Hour)) // before the first window
-	e.api.add("1", 150, t0.Add(-time.Hour))
-	e.api.add("1", 20, t0.Add(-time.Minute)) // after the window's end
-	s := e.run()
-	if s.EventsWritten != 150 {
-		t.Errorf("events written: got %d, want 150", s.EventsWritten)
-	}
-	if len(e.api.queries) != 2 {
-		t.Errorf("pages: got %d, want 2 (stop at rows older than the window)", len(e.api.queries))
-	}
-	e.clk.Advance(5 * time.Minute)
-	e.run()
-	rep, err := checkBucket(t.Context(), e.store, testData, e.api.truth())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.dups) != 0 || len(rep.lost) != 50 {
-		t.Errorf("want only the 50 events older than the look-back missing: %s", rep)
-	}
-}
-
-func TestLeaseHeldByAnotherRun(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, "1")
-	e.api.add("1", 5, t0.Add(-time.Hour))
-	other := &objectLeaser{store: e.store, clock: e.clk}
-	if err := other.Acquire(t.Context(), testState+"events/lease.json", "other", 10*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	s := e.run()
-	if !s.LeaseHeld || len(e.api.queries) != 0 {
-		t.Errorf("got lease held %v after %d queries, want true and none", s.LeaseHeld, len(e.api.queries))
-	}
-	e.clk.Advance(11 * time.Minute) // the other run crashed: its lease expires
-	s = e.run()
-	if s.LeaseHeld || s.EventsWritten != 5 {
-		t.Errorf("after expiry: lease held %v, events %d; want false and 5", s.LeaseHeld, s.EventsWritten)
-	}
-}
-
-func TestErrors(t *testing.T) {
-	t.Parallel()
-	notFound := &sentry.APIError{StatusCode: 404, Endpoint: "GET /api/0/projects/{org}/{project}/events/", Detail: "The requested resource does not exist"}
-	unauthorized := &sentry.APIError{StatusCode: 401, Endpoint: "GET /api/0/organizations/{org}/projects/", Detail: "Invalid token"}
-	unavailable := &sentry.APIError{StatusCode: 503, Endpoint: "GET /api/0/projects/{org}/{project}/events/"}
+	cfgErr := fmt.Errorf("%w: bad scope", failure.ErrConfig)
+	storageErr := failure.Transient(errors.New("storage down"))
+	readErr := &engine.ReadError{Err: failure.Transient(errors.New("sentry down"))}
 	cases := []struct {
 		name          string
-		listErr       error
-		eventErr      error
-		wantConfig    bool
+		errs          []error
+		wantNil       bool
 		wantTransient bool
-		bothProjects  bool
-		wantFailed    int
-		wantEvents    int
-		wantRemaining bool
+		wantConfig    bool
+		wantRemaining []string
 	}{
-		{name: "token_rejected_is_a_configuration_error", listErr: unauthorized, wantConfig: true},
-		{name: "project_gone_is_skipped", eventErr: notFound, wantFailed: 1, wantEvents: 5},
-		{name: "sentry_down_on_one_project_skips_it", eventErr: unavailable, wantFailed: 1, wantEvents: 5, wantRemaining: true},
-		{name: "sentry_down_on_every_project_is_transient", eventErr: unavailable, bothProjects: true, wantTransient: true, wantFailed: 2, wantRemaining: true},
+		{name: "all_ok", errs: []error{nil, nil}, wantNil: true},
+		{name: "one_config_error", errs: []error{cfgErr, nil}, wantNil: true},
+		{name: "all_config_errors", errs: []error{cfgErr, cfgErr}, wantConfig: true},
+		{name: "storage_failure_fails_the_run", errs: []error{cfgErr, storageErr}, wantTransient: true, wantRemaining: []string{"s1"}},
+		{name: "one_stream_sentry_failure_is_that_streams_only", errs: []error{readErr, nil}, wantNil: true, wantRemaining: []string{"s0"}},
+		{name: "every_stream_failed", errs: []error{readErr, cfgErr}, wantTransient: true, wantRemaining: []string{"s0"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, "1", "2")
-			e.api.add("1", 5, t0.Add(-time.Hour))
-			e.api.add("2", 5, t0.Add(-time.Hour))
-			e.api.listErr = tc.listErr
-			if tc.eventErr != nil {
-				e.api.eventErrs["2"] = tc.eventErr
-				e.api.eventErrs["1"] = nil
-				if tc.bothProjects {
-					e.api.eventErrs["1"] = tc.eventErr
-				}
+			clk := clock.NewFake(collecttest.T0)
+			var ss []Stream
+			for i, e := range tc.errs {
+				ss = append(ss, fakeStream{name: fmt.Sprintf("s%d", i), err: e})
 			}
-			s, err := e.collector(nil, nil).Run(t.Context())
-			if got := IsConfig(err); got != tc.wantConfig {
-				t.Errorf("IsConfig(%v): got %v, want %v", err, got, tc.wantConfig)
+			res, err := Run(t.Context(), clk, 6*time.Minute, ss, nil)
+			switch {
+			case tc.wantNil && err != nil:
+				t.Errorf("err %v, want nil", err)
+			case tc.wantTransient && !failure.IsTransient(err):
+				t.Errorf("err %v, want transient", err)
+			case tc.wantConfig && !failure.IsConfig(err):
+				t.Errorf("err %v, want a configuration error", err)
 			}
-			if got := IsTransient(err); got != tc.wantTransient {
-				t.Errorf("IsTransient(%v): got %v, want %v", err, got, tc.wantTransient)
+			if len(res.Summaries) != len(tc.errs) {
+				t.Errorf("%d summaries, want %d", len(res.Summaries), len(tc.errs))
 			}
-			if tc.wantConfig && !strings.Contains(err.Error(), "project:read") {
-				t.Errorf("configuration error %q does not say what to fix", err)
-			}
-			if s.ProjectsFailed != tc.wantFailed || (!tc.wantTransient && s.EventsWritten != tc.wantEvents) {
-				t.Errorf("failed %d events %d, want %d and %d", s.ProjectsFailed, s.EventsWritten, tc.wantFailed, tc.wantEvents)
-			}
-			if s.WorkRemaining != tc.wantRemaining {
-				t.Errorf("work remaining %v, want %v", s.WorkRemaining, tc.wantRemaining)
+			if fmt.Sprint(res.Remaining) != fmt.Sprint(tc.wantRemaining) {
+				t.Errorf("remaining %v, want %v", res.Remaining, tc.wantRemaining)
 			}
 		})
 	}
 }
 
-func TestBudgetStopsStartingWork(t *testing.T) {
+// fakeStream returns err.
+type fakeStream struct {
+	name string
+	err  error
+}
+
+func (f fakeStream) Name() string { return f.name }
+func (f fakeStream) Run(_ context.Context, budget time.Duration) (engine.Summary, error) {
+	return engine.Summary{Stream: f.name, Duration: budget}, f.err
+}
+
+func TestFairShare(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "1")
-	e.api.add("1", 3000, t0.Add(-time.Hour))
-	// Each page takes 20 s of (fake) time; 7 min budget, 3 s margin.
-	slow := &slowAPI{SentryAPI: e.api, clk: e.clk, d: 20 * time.Second}
-	c, err := New(e.opts, slow, e.store, e.store)
+	clk := clock.NewFake(collecttest.T0)
+	var got []time.Duration
+	mk := func(name string, use time.Duration) Stream {
+		return budgetStream{name: name, use: use, clk: clk, got: &got}
+	}
+	_, err := Run(t.Context(), clk, 9*time.Minute, []Stream{mk("a", time.Minute), mk("b", 3*time.Minute), mk("c", 0)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.Run(t.Context())
-	if err != nil {
-		t.Fatal(err)
+	// a: 9m/3; b: (9m−1m)/2; c: what is left, 9m − 1m − 3m.
+	want := []time.Duration{3 * time.Minute, 4 * time.Minute, 5 * time.Minute}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("budgets %v, want %v", got, want)
 	}
-	if !s.WorkRemaining || s.Pages == 0 || s.Pages > 20 {
-		t.Errorf("pages %d, work remaining %v; want a partial run", s.Pages, s.WorkRemaining)
-	}
-	if s.Duration > e.opts.Budget {
-		t.Errorf("run took %v, budget %v", s.Duration, e.opts.Budget)
-	}
-	for i := 0; s.WorkRemaining && i < 10; i++ {
-		if s, err = c.Run(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.check()
 }
 
-type slowAPI struct {
-	SentryAPI
-	clk *clock.Fake
-	d   time.Duration
+type budgetStream struct {
+	name string
+	use  time.Duration
+	clk  *clock.Fake
+	got  *[]time.Duration
 }
 
-func (s *slowAPI) ListEvents(ctx context.Context, q sentry.EventsQuery) (sentry.Page[sentry.Event], error) {
-	s.clk.Advance(s.d)
-	return s.SentryAPI.ListEvents(ctx, q)
+func (b budgetStream) Name() string { return b.name }
+func (b budgetStream) Run(_ context.Context, budget time.Duration) (engine.Summary, error) {
+	*b.got = append(*b.got, budget)
+	b.clk.Advance(b.use)
+	return engine.Summary{Stream: b.name}, nil
 }
 
-func TestNewValidates(t *testing.T) {
+func TestOrder(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		name string
-		opts Options
-		want string
-	}{
-		{name: "org_required", opts: Options{DataPrefix: "d/", StatePrefix: "s/"}, want: "organisation"},
-		{name: "state_inside_data", opts: Options{Org: "a", DataPrefix: "sentry/events/", StatePrefix: "sentry/events/state/"}, want: "must not lie inside"},
-		{name: "state_key_inside_data", opts: Options{Org: "a", DataPrefix: "sentry/events/", StatePrefix: "sentry/"}, want: "must not lie inside"},
-		{name: "empty_data_prefix", opts: Options{Org: "a", StatePrefix: "s/"}, want: "data prefix"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := New(tc.opts, newFakeAPI(), newMemStore(), newMemStore())
-			if err == nil || !IsConfig(err) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("got %v, want a configuration error containing %q", err, tc.want)
-			}
-		})
-	}
-}
-
-func TestObjectName(t *testing.T) {
-	t.Parallel()
-	got := objectName("sentry/events/", "acme", "42", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Unix(), 7)
-	if want := "sentry/events/2026/01/02/03/acme-42-1767323045-000007.ndjson"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-}
-
-func TestSummaryLogValue(t *testing.T) {
-	t.Parallel()
-	s := Summary{RunID: "r1", EventsWritten: 3, Requests: 9, RateLimited: 2, LagBehindNow: 90 * time.Second,
-		Failures: []ProjectFailure{{ProjectID: "2", Slug: "web", Error: "404"}}}
-	var b strings.Builder
-	slog.New(slog.NewJSONHandler(&b, nil)).Info("run summary", "summary", s)
-	for _, want := range []string{`"events_written":3`, `"requests":9`, `"rate_limited":2`, `"lag_seconds":90`, `"run_id":"r1"`, `"failures":["2 (web): 404"]`} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("log line %s lacks %s", b.String(), want)
-		}
-	}
-}
-
-func TestSeenSetJSONRoundTrip(t *testing.T) {
-	t.Parallel()
-	in := seenSet{"b": 2, "a": 2, "c": 1}
-	data, err := in.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := string(data), `{"1":["c"],"2":["a","b"]}`; got != want {
-		t.Errorf("encoding: got %s, want %s", got, want)
-	}
-	var out seenSet
-	if err := out.UnmarshalJSON(data); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(in, out); diff != "" {
-		t.Errorf("round trip (-want +got):\n%s", diff)
-	}
-	_ = sink.ErrExists
-}
-
-// TestSentryAuthFailuresAreTaggedInLogs checks the log field the
-// authentication alert (terraform/monitoring.tf) keys on.
-func TestSentryAuthFailuresAreTaggedInLogs(t *testing.T) {
-	t.Parallel()
-	forbidden := &sentry.APIError{StatusCode: 403, Endpoint: "GET /api/0/projects/{org}/{project}/events/", Detail: "You do not have permission to perform this action."}
-	unauthorized := &sentry.APIError{StatusCode: 401, Endpoint: "GET /api/0/organizations/{org}/projects/", Detail: "Invalid token"}
-	unavailable := &sentry.APIError{StatusCode: 503, Endpoint: "GET /api/0/projects/{org}/{project}/events/"}
-	cases := []struct {
-		name     string
-		listErr  error
-		eventErr error
-		want     bool
-	}{
-		{name: "token_rejected", listErr: unauthorized, want: true},
-		{name: "scope_missing_on_a_project", eventErr: forbidden, want: true},
-		{name: "sentry_down", eventErr: unavailable, want: false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t, "1")
-			e.api.add("1", 5, t0.Add(-time.Hour))
-			e.api.listErr = tc.listErr
-			if tc.eventErr != nil {
-				e.api.eventErrs["1"] = tc.eventErr
-			}
-			var buf bytes.Buffer
-			e.opts.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
-			_, _ = e.collector(nil, nil).Run(t.Context())
-			if got := strings.Contains(buf.String(), `"error_kind":"sentry_auth"`); got != tc.want {
-				t.Errorf("error_kind=sentry_auth logged: got %v, want %v; logs:\n%s", got, tc.want, buf.String())
-			}
-		})
+	if got := Order([]string{"events", "x", "audit", "issues"}); fmt.Sprint(got) != "[audit issues events x]" {
+		t.Errorf("Order = %v", got)
 	}
 }

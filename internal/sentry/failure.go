@@ -40,3 +40,9 @@ var (
 	_ failure.Classifier = (*QueryError)(nil)
 	_ failure.Classifier = (*bodyError)(nil)
 )
+
+// FailureKind: a page larger than the cap stays larger however often it is
+// asked for; it needs an operator (a larger cap, or a look at the project).
+func (e *BodyTooLargeError) FailureKind() failure.Kind { return failure.KindConfig }
+
+var _ failure.Classifier = (*BodyTooLargeError)(nil)
