@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -673,15 +674,17 @@ func TestPush_drain(t *testing.T) {
 
 // waitFor polls cond without sleeping on a timer: it yields until cond holds
 // or the test's deadline nears.
+// waitFor polls cond until it holds, failing the test after a deadline
+// (the test's own context only ends after the test returns, so it cannot
+// bound the wait).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
-		select {
-		case <-t.Context().Done():
-			t.Fatal("condition never held")
-		default:
+		if time.Now().After(deadline) {
+			t.Fatal("condition did not hold within 10 s")
 		}
-		runtimeGosched()
+		runtime.Gosched()
 	}
 }
 

@@ -12,11 +12,11 @@ import (
 	"github.com/secops-collectors/sentry-gcs/internal/failure"
 )
 
-// Regression test for the review's M4: a backfill created for a project the
-// stream has never read, the stream starting later. Every event of the
-// requested range and after it must be collected exactly once, including
-// those around the clip (now − InitialLookback at job creation), which the
-// stream's own first window (now' − InitialLookback, later) used to miss.
+// A backfill created for a project the stream has never read, the stream
+// starting later. Every event of the requested range and after it must be
+// collected exactly once, including those around the clip (now −
+// InitialLookback at job creation), which the stream's own first window
+// (now' − InitialLookback, later) would miss without the hand-off.
 func TestBackfillBeforeFirstStreamRunLeavesNoGap(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "1", "2")
@@ -96,8 +96,8 @@ func TestBackfillClipKeepsAnExistingCheckpoint(t *testing.T) {
 	}
 }
 
-// Item 3 of the follow-up (the review's H2 for backfills): a transient
-// Sentry error on one project skips it for the run; the others progress,
+// A transient Sentry error on one project skips it for the run; the others
+// progress,
 // the error is recorded in the job as transient, and a later run finishes
 // the job (done, not failed). When every project tried fails, the run
 // reports a transient error.

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/secops-collectors/sentry-gcs/internal/collecttest"
 )
 
 // Loose bounds, so that a regression fails (issue 6 targets: 100 ms, 40 MiB).
@@ -31,21 +32,11 @@ func buildServer(tb testing.TB) string {
 	return bin
 }
 
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startServer starts the binary with a local configuration and returns the
 // time from exec to the first 200 on /health, and the process.
 func startServer(tb testing.TB, bin string) (time.Duration, *os.Process) {
 	tb.Helper()
-	port := freePort(tb)
+	port := collecttest.FreePort(tb)
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -32,19 +31,16 @@ func waitAllVisible(ctx context.Context, t *testing.T, sim *sentrysim.Running, n
 
 // waitExactlyOnce polls the bucket until it holds exactly the ground truth.
 // Malformed lines and duplicates fail at once: they never heal.
-func waitExactlyOnce(ctx context.Context, t *testing.T, gcs *fakeGCS, sim *sentrysim.Running, timeout time.Duration) *bucketView {
+func waitExactlyOnce(ctx context.Context, t *testing.T, gcs *fakeGCS, sim *sentrysim.Running, timeout time.Duration) *sentrysim.Report {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		want := nonEmpty(sim.GroundTruth())
-		got := readExactlyOnce(ctx, t, gcs)
-		diff := setDiff(want, nonEmpty(got.Events))
-		if diff == "" {
-			return got
+		rep := readExactlyOnce(ctx, t, gcs, sim)
+		if rep.OK() {
+			return rep
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.Fatalf("the bucket does not match the simulator's ground truth after %s (want %d events, got %d in %d objects):\n%s",
-				timeout, count(want), count(got.Events), got.Objects, diff)
+			t.Fatalf("the bucket does not match the simulator's ground truth after %s: %s", timeout, rep)
 		}
 		time.Sleep(time.Second)
 	}
@@ -53,29 +49,27 @@ func waitExactlyOnce(ctx context.Context, t *testing.T, gcs *fakeGCS, sim *sentr
 // checkExactlyOnce asserts once that the bucket holds exactly the ground truth.
 func checkExactlyOnce(ctx context.Context, t *testing.T, gcs *fakeGCS, sim *sentrysim.Running) {
 	t.Helper()
-	want := nonEmpty(sim.GroundTruth())
-	got := readExactlyOnce(ctx, t, gcs)
-	if diff := setDiff(want, nonEmpty(got.Events)); diff != "" {
-		t.Fatalf("the bucket no longer matches the ground truth:\n%s", diff)
+	if rep := readExactlyOnce(ctx, t, gcs, sim); !rep.OK() {
+		t.Fatalf("the bucket no longer matches the ground truth: %s", rep)
 	}
 }
 
 // readExactlyOnce reads the bucket and fails on malformed lines or duplicates.
-func readExactlyOnce(ctx context.Context, t *testing.T, gcs *fakeGCS) *bucketView {
+func readExactlyOnce(ctx context.Context, t *testing.T, gcs *fakeGCS, sim *sentrysim.Running) *sentrysim.Report {
 	t.Helper()
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	v, err := readBucket(rctx, gcs.client, bucketName, dataPrefix)
+	rep, err := readBucket(rctx, gcs.client, bucketName, dataPrefix, sim.GroundTruth())
 	if err != nil {
 		t.Fatalf("failed to read the bucket: %v", err)
 	}
-	if len(v.Problems) > 0 {
-		t.Fatalf("%d malformed data objects or lines, e.g.:\n%s", len(v.Problems), strings.Join(sample(v.Problems), "\n"))
+	if len(rep.Problems) > 0 {
+		t.Fatalf("%d malformed data objects or lines, e.g.:\n%s", len(rep.Problems), sample(rep.Problems))
 	}
-	if len(v.Duplicates) > 0 {
-		t.Fatalf("%d events stored more than once, e.g.:\n%s", len(v.Duplicates), strings.Join(sample(v.Duplicates), "\n"))
+	if len(rep.Duplicated) > 0 {
+		t.Fatalf("%d events stored more than once, e.g.:\n%s", len(rep.Duplicated), sample(rep.Duplicated))
 	}
-	return v
+	return rep
 }
 
 // readLease reads the events lease document as generic JSON, and its

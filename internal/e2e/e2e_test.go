@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/secops-collectors/sentry-gcs/internal/sentrysim"
+
+	"github.com/secops-collectors/sentry-gcs/internal/collecttest"
 )
 
 var (
@@ -116,7 +118,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// The service.
 	topic := "projects/" + gcpProject + "/topics/" + topicID
-	d.srv = &serverProc{bin: serverBin, dir: work, port: freePort(t)}
+	d.srv = &serverProc{bin: serverBin, dir: work, port: collecttest.FreePort(t)}
 	d.srv.env = append(baseEnv(work),
 		"PORT="+strconv.Itoa(d.srv.port),
 		"PUSH_AUTH_DISABLED=true", // the emulator sends no OIDC token
@@ -151,7 +153,7 @@ func TestEndToEnd(t *testing.T) {
 	waitAllVisible(ctx, t, d.sim, total, phase1.ArrivalSpan+phase1.MaxLate+30*time.Second)
 	got := waitExactlyOnce(ctx, t, d.gcs, d.sim, 90*time.Second)
 	t.Logf("phase 1: %d events in %d objects, exactly the ground truth, %s after the scenario started",
-		count(got.Events), got.Objects, time.Since(phaseStart).Round(time.Second))
+		got.Distinct(), got.Objects, time.Since(phaseStart).Round(time.Second))
 	outcomes := pushOutcomes(t, d.srv.logs(t, d.ps))
 	t.Logf("phase 1: push outcomes %v", outcomes)
 	if outcomes["continued"] == 0 {
@@ -210,7 +212,7 @@ func TestEndToEnd(t *testing.T) {
 	waitAllVisible(ctx, t, d.sim, total, phase2.ArrivalSpan+phase2.MaxLate+30*time.Second)
 	got = waitExactlyOnce(ctx, t, d.gcs, d.sim, 90*time.Second+leaseWait)
 	t.Logf("phase 2: %d events in %d objects, exactly the ground truth, %s after the crash phase started",
-		count(got.Events), got.Objects, time.Since(phaseStart).Round(time.Second))
+		got.Distinct(), got.Objects, time.Since(phaseStart).Round(time.Second))
 
 	// Two more ticks re-read the overlap: still exactly once.
 	time.Sleep(2*tickEvery + time.Second)

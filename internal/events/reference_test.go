@@ -350,15 +350,6 @@ func (b *bucketReport) String() string {
 		b.objects, b.lines, len(b.counts), len(b.lost), f(b.lost), len(b.dups), f(b.dups), len(b.extra), f(b.extra), len(b.nonEvents), f(b.nonEvents))
 }
 
-// addNDJSON counts the lines of an NDJSON object.
-func (b *bucketReport) addNDJSON(data []byte) {
-	for line := range bytes.Lines(data) {
-		line = bytes.TrimRight(line, "\n")
-		b.lines++
-		b.addRecord(line)
-	}
-}
-
 // addRecord counts one record, which must be an event object.
 func (b *bucketReport) addRecord(rec []byte) {
 	var ev map[string]any

@@ -1,9 +1,7 @@
 package tfcheck
 
 import (
-	"bytes"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -21,7 +19,7 @@ const (
 	terraformDir = "../../terraform"
 	schemaPath   = "testdata/terraform-google-schema.json"
 	// supplementPath holds the few resource types the module uses that the
-	// shared reference schema lacks (see its supplement_note).
+	// provider schema copy in testdata lacks (see its supplement_note).
 	supplementPath = "testdata/terraform-google-schema-supplement.json"
 )
 
@@ -217,34 +215,6 @@ func TestSchema_supplementOnlyAddsTypes(t *testing.T) {
 	for typ := range sup.DataSources {
 		if _, ok := s.DataSources[typ]; ok {
 			t.Errorf("data source %s is in the reference schema now: delete it from %s", typ, supplementPath)
-		}
-	}
-}
-
-// The schema copy in testdata must not drift from the shared reference when
-// that is present beside the repository (it is in CI and on the lead's machine).
-func TestSchema_testdataMatchesSharedReference(t *testing.T) {
-	t.Parallel()
-
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for ; ; dir = filepath.Dir(dir) {
-		shared := filepath.Join(dir, "shared", "reference", "terraform-google-schema.json")
-		if want, err := os.ReadFile(shared); err == nil {
-			got, err := os.ReadFile(schemaPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("%s differs from %s: copy the reference schema again", schemaPath, shared)
-			}
-			return
-		}
-		if filepath.Dir(dir) == dir {
-			t.Logf("no shared/reference/terraform-google-schema.json above the test directory; using the testdata copy only")
-			return
 		}
 	}
 }
@@ -1166,7 +1136,7 @@ func TestDockerfile(t *testing.T) {
 }
 
 // With ON_SUCCESS the SecOps feed may delete transferred objects, and only
-// that (the review's L6): a custom role with storage.objects.get, list and
+// that: a custom role with storage.objects.get, list and
 // delete (no create or overwrite, unlike roles/storage.objectUser), bound
 // on the bucket under a data-prefix condition.
 func TestIAM_secopsDeleterLeastPrivilege(t *testing.T) {
