@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -59,12 +58,15 @@ func defaultDemoSettings() demoSettings {
 // then checks what it wrote against the simulator's ground truth.
 func runDemo(ctx context.Context, args []string) error {
 	s := defaultDemoSettings()
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs := newFlags("demo", "[-seed N] [-backlog N] [-arrivals N]", `Starts the built-in simulated Sentry (a realistic organisation: a backlog, live arrivals, late
+events, Sentry's project-events rate limit running ten times faster, a few faults), runs
+collection passes into a fresh folder under LOCAL_OUTPUT_DIR the way the scheduler would,
+then reads every object back and checks it against the simulator's ground truth.`)
 	fs.Int64Var(&s.seed, "seed", s.seed, "seed of the simulated organisation")
 	fs.IntVar(&s.backlog, "backlog", s.backlog, "events already in Sentry when the demo starts")
 	fs.IntVar(&s.arrivals, "arrivals", s.arrivals, "events arriving while the demo runs")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: exitConfig, err: err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := config.LoadForDemo(ctx, envconfig.OsLookuper())
 	if err != nil {

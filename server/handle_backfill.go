@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -98,30 +100,41 @@ func (s *Server) requireInvoker(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// parseBackfillRequest decodes and checks the request body's syntax.
+// errBadRequest marks a request the caller must correct: 400, never a
+// "configuration error" (the service's configuration is fine).
+var errBadRequest = errors.New("bad request")
+
+// parseBackfillRequest decodes and checks the request body's syntax: an
+// application/json body holding exactly one JSON object.
 func parseBackfillRequest(c echo.Context) (backfill.Spec, error) {
+	if mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
+		return backfill.Spec{}, fmt.Errorf("%w: the body must be sent as Content-Type: application/json, got %q", errBadRequest, c.Request().Header.Get(echo.HeaderContentType))
+	}
 	var body backfillRequest
 	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		return backfill.Spec{}, fmt.Errorf("the body must be a JSON object {\"projects\", \"start\", \"end\", \"streams\"}: %v", err)
+		return backfill.Spec{}, fmt.Errorf("%w: the body must be a JSON object {\"projects\", \"start\", \"end\", \"streams\"}: %v", errBadRequest, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return backfill.Spec{}, fmt.Errorf("%w: the body must hold one JSON object and nothing after it", errBadRequest)
 	}
 	var spec backfill.Spec
 	var err error
 	if spec.Start, err = time.Parse(time.RFC3339, body.Start); err != nil {
-		return spec, fmt.Errorf("start must be an RFC 3339 time such as 2026-01-01T00:00:00Z, got %q", body.Start)
+		return spec, fmt.Errorf("%w: start must be an RFC 3339 time such as 2026-01-01T00:00:00Z, got %q", errBadRequest, body.Start)
 	}
 	if spec.End, err = time.Parse(time.RFC3339, body.End); err != nil {
-		return spec, fmt.Errorf("end must be an RFC 3339 time such as 2026-01-08T00:00:00Z, got %q", body.End)
+		return spec, fmt.Errorf("%w: end must be an RFC 3339 time such as 2026-01-08T00:00:00Z, got %q", errBadRequest, body.End)
 	}
 	if raw := strings.TrimSpace(string(body.Projects)); raw != "" && raw != "null" {
 		var all string
 		if json.Unmarshal(body.Projects, &all) == nil {
 			if all != "all" {
-				return spec, fmt.Errorf(`projects must be "all" or a list of project ids or slugs, got %q`, all)
+				return spec, fmt.Errorf(`%w: projects must be "all" or a list of project ids or slugs, got %q`, errBadRequest, all)
 			}
 		} else if err := json.Unmarshal(body.Projects, &spec.Projects); err != nil || len(spec.Projects) == 0 {
-			return spec, errors.New(`projects must be "all" or a non-empty list of project ids or slugs`)
+			return spec, fmt.Errorf(`%w: projects must be "all" or a non-empty list of project ids or slugs`, errBadRequest)
 		}
 	}
 	spec.Streams = body.Streams

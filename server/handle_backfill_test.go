@@ -113,6 +113,7 @@ func TestBackfill_create(t *testing.T) {
 	cases := []struct {
 		name        string
 		body        string
+		contentType string // "" : application/json
 		email       string // "" : no Authorization header
 		badToken    bool
 		createErr   error
@@ -139,8 +140,12 @@ func TestBackfill_create(t *testing.T) {
 		{name: "missing_end", body: `{"start":"2026-11-20T00:00:00Z"}`, email: testInvoker, wantStatus: http.StatusBadRequest, wantError: "end must be an RFC 3339"},
 		{name: "bad_projects", body: `{"projects":"some","start":"2026-11-20T00:00:00Z","end":"2026-11-21T00:00:00Z"}`, email: testInvoker, wantStatus: http.StatusBadRequest, wantError: `"all" or a list`},
 		{name: "empty_projects", body: `{"projects":[],"start":"2026-11-20T00:00:00Z","end":"2026-11-21T00:00:00Z"}`, email: testInvoker, wantStatus: http.StatusBadRequest, wantError: "non-empty list"},
+		{name: "trailing_garbage", body: valid + `{"start":"x"}`, email: testInvoker, wantStatus: http.StatusBadRequest, wantError: "nothing after it"},
+		{name: "form_content_type", body: valid, contentType: "application/x-www-form-urlencoded", email: testInvoker, wantStatus: http.StatusBadRequest, wantError: "Content-Type: application/json"},
+		{name: "json_with_charset", body: valid, contentType: "application/json; charset=utf-8", email: testInvoker, wantStatus: http.StatusAccepted,
+			wantSpec: &backfill.Spec{Start: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), CreatedBy: testInvoker}},
 		{name: "invalid_range", body: valid, email: testInvoker, createErr: fmt.Errorf("%w: start is older than Sentry's 90-day retention", backfill.ErrInvalid),
-			wantStatus: http.StatusBadRequest, wantError: "90-day retention"},
+			wantStatus: http.StatusBadRequest, wantError: "invalid backfill request: start is older than Sentry's 90-day retention"},
 		{name: "sentry_down", body: valid, email: testInvoker, createErr: failure.Transient(errors.New("sentry 502")), wantStatus: http.StatusServiceUnavailable},
 		{name: "unexpected", body: valid, email: testInvoker, createErr: errors.New("undecodable job"), wantStatus: http.StatusInternalServerError},
 		{name: "no_topic", body: valid, email: testInvoker, noPublisher: true, wantStatus: http.StatusServiceUnavailable, wantError: "PUBSUB_TOPIC"},
@@ -163,11 +168,17 @@ func TestBackfill_create(t *testing.T) {
 			if tc.badToken {
 				h.Set("Authorization", h.Get("Authorization")+"x")
 			}
+			if tc.contentType != "" {
+				h.Set("Content-Type", tc.contentType)
+			}
 			rec := env.do(t, http.MethodPost, pathBackfill, tc.body, h)
 			if rec.Code != tc.wantStatus {
 				t.Fatalf("status = %d, want %d: %s", rec.Code, tc.wantStatus, rec.Body.String())
 			}
 			body := decodeBody(t, rec)
+			if strings.Contains(fmt.Sprint(body["error"]), "configuration error") && rec.Code == http.StatusBadRequest {
+				t.Errorf("bad input called a configuration error: %q", body["error"])
+			}
 			if tc.wantError != "" && !strings.Contains(fmt.Sprint(body["error"]), tc.wantError) {
 				t.Errorf("error = %q, want it to contain %q", body["error"], tc.wantError)
 			}
@@ -231,7 +242,7 @@ func TestBackfill_authDisabledAndNoInvokers(t *testing.T) {
 	}
 	// Authentication disabled (local): no token needed.
 	env, fb := newBackfillEnv(t, func(o *serverOptions) { o.Verifier, o.BackfillVerifier, o.AuthDisabled = nil, nil, true })
-	rec := env.do(t, http.MethodPost, pathBackfill, `{"start":"2026-11-20T00:00:00Z","end":"2026-11-21T00:00:00Z"}`, nil)
+	rec := env.do(t, http.MethodPost, pathBackfill, `{"start":"2026-11-20T00:00:00Z","end":"2026-11-21T00:00:00Z"}`, http.Header{"Content-Type": {"application/json"}})
 	if rec.Code != http.StatusAccepted || len(fb.specs) != 1 {
 		t.Errorf("auth disabled: status = %d: %s", rec.Code, rec.Body.String())
 	}

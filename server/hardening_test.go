@@ -204,3 +204,49 @@ func TestHardening_requestLineBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestHardening_sigtermWithSentryHanging: a push is waiting for Sentry (the
+// organisation's region, which hangs); SIGTERM must not wait for it. The
+// process answers the push (nothing done, work remaining) and exits within a
+// second, long before Cloud Run's 10 s SIGKILL.
+func TestHardening_sigtermWithSentryHanging(t *testing.T) {
+	t.Parallel()
+	asked := make(chan struct{}, 16)
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); hang.Close() })
+	env := map[string]string{
+		"SENTRY_ORG": "acme", "SENTRY_AUTH_TOKEN": "tok", "SENTRY_API_BASE": hang.URL,
+		"PORT": "0", "PUSH_AUTH_DISABLED": "true", "LOCAL_OUTPUT_DIR": t.TempDir(),
+	}
+	base, stop := startServe(t, env, serveDeps{})
+	type answer struct {
+		code int
+		body string
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		code, body := post(t, base+pathPush, wrapped("m1", "{}", 0), http.Header{"Content-Type": {"application/json"}})
+		answered <- answer{code, body}
+	}()
+	<-asked // the push waits for Sentry
+	sigterm := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	exit := time.Since(sigterm)
+	a := <-answered
+	t.Logf("SIGTERM to exit with Sentry hanging: %v; push answered %d %s", exit, a.code, a.body)
+	if exit > time.Second {
+		t.Errorf("exit took %v after SIGTERM, want < 1 s", exit)
+	}
+	if a.code != http.StatusOK || !strings.Contains(a.body, outcomeNextTick) {
+		t.Errorf("push answered %d %s; want 200 with the work left for later", a.code, a.body)
+	}
+}

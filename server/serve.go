@@ -16,6 +16,11 @@ import (
 // after SIGTERM.
 const shutdownTimeout = 9 * time.Second
 
+// maxHeaderBytes bounds a request's headers where they arrive: a push or an
+// operator's request carries a bearer token and a few short headers, and the
+// unauthenticated caller's headers reach the request log.
+const maxHeaderBytes = 64 << 10
+
 // httpTimeouts are the http.Server's timeouts.
 type httpTimeouts struct {
 	ReadHeader time.Duration
@@ -49,6 +54,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, t httpTimeo
 		ReadTimeout:       t.Read,
 		WriteTimeout:      t.Write,
 		IdleTimeout:       t.Idle,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)

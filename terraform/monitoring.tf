@@ -4,6 +4,27 @@
 # error_kind="sentry_auth".
 
 locals {
+  # The error kinds the service logs (jsonPayload.error_kind), each with a
+  # log-based metric and an alert policy.
+  error_kind_alerts = {
+    sentry_auth = {
+      metric        = "sentry-auth-failures"
+      description   = "Sentry authentication or scope failures (401/403: bad, expired or under-scoped token, SSO required)."
+      title         = "Sentry authentication failure"
+      condition     = "Sentry rejected the token"
+      severity      = "CRITICAL"
+      documentation = "Sentry answered 401 or 403 to ${var.name}: the token is invalid, expired or revoked, lacks a scope (org:read, project:read, event:read), or the organisation requires SSO. Collection is stopped until the token is fixed; rotate it as described in the README, Operate section."
+    }
+    project_failing = {
+      metric        = "project-failing"
+      description   = "Projects whose events have failed to be read in every run for over an hour."
+      title         = "a project is not being collected"
+      condition     = "a project has failed every run for an hour"
+      severity      = "ERROR"
+      documentation = "One project's events have failed to be read in every run of ${var.name} for over an hour (the log line \"project has failed every run for over an hour\" names it and the error): a deleted or renamed project, a token without access to it, or an answer from Sentry the service cannot read. The other projects are collected. See the README, Operate section."
+    }
+  }
+
   service_log_filter = join(" AND ", [
     "resource.type=\"cloud_run_revision\"",
     "resource.labels.service_name=\"${var.name}\"",
@@ -98,11 +119,15 @@ resource "google_logging_metric" "successful_runs" {
   depends_on = [google_project_service.main]
 }
 
-resource "google_logging_metric" "sentry_auth_failures" {
+# One metric and one alert per error_kind the service logs. The service logs
+# each such failure exactly once, on one line carrying the kind.
+resource "google_logging_metric" "error_kind" {
+  for_each = local.error_kind_alerts
+
   project     = var.project_id
-  name        = "${var.name}-sentry-auth-failures"
-  description = "Sentry authentication or scope failures (401/403: bad, expired or under-scoped token, SSO required)."
-  filter      = "${local.service_log_filter} AND jsonPayload.error_kind=\"sentry_auth\""
+  name        = "${var.name}-${each.value.metric}"
+  description = each.value.description
+  filter      = "${local.service_log_filter} AND jsonPayload.error_kind=\"${each.key}\""
 
   metric_descriptor {
     metric_kind = "DELTA"
@@ -111,6 +136,11 @@ resource "google_logging_metric" "sentry_auth_failures" {
   }
 
   depends_on = [google_project_service.main]
+}
+
+moved {
+  from = google_logging_metric.sentry_auth_failures
+  to   = google_logging_metric.error_kind["sentry_auth"]
 }
 
 resource "google_monitoring_alert_policy" "dead_letter" {
@@ -182,20 +212,20 @@ resource "google_monitoring_alert_policy" "no_successful_run" {
   }
 }
 
-resource "google_monitoring_alert_policy" "sentry_auth" {
-  count = var.alerts_enabled ? 1 : 0
+resource "google_monitoring_alert_policy" "error_kind" {
+  for_each = var.alerts_enabled ? local.error_kind_alerts : {}
 
   project               = var.project_id
-  display_name          = "${var.name}: Sentry authentication failure"
+  display_name          = "${var.name}: ${each.value.title}"
   combiner              = "OR"
-  severity              = "CRITICAL"
+  severity              = each.value.severity
   notification_channels = var.notification_channels
 
   conditions {
-    display_name = "Sentry rejected the token"
+    display_name = each.value.condition
 
     condition_threshold {
-      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.sentry_auth_failures.name}\""
+      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.error_kind[each.key].name}\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"
@@ -214,6 +244,11 @@ resource "google_monitoring_alert_policy" "sentry_auth" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "Sentry answered 401 or 403 to ${var.name}: the token is invalid, expired or revoked, lacks a scope (org:read, project:read, event:read), or the organisation requires SSO. Collection is stopped until the token is fixed; rotate it as described in the README, Operate section."
+    content   = each.value.documentation
   }
+}
+
+moved {
+  from = google_monitoring_alert_policy.sentry_auth[0]
+  to   = google_monitoring_alert_policy.error_kind["sentry_auth"]
 }

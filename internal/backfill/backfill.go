@@ -64,9 +64,9 @@ const (
 )
 
 // ErrInvalid marks a request that cannot be accepted (bad range, unknown
-// project). It wraps failure.ErrConfig: retrying the same request cannot
-// help.
-var ErrInvalid = fmt.Errorf("%w: invalid backfill", failure.ErrConfig)
+// project): the caller must correct it (HTTP 400, exit code 2); retrying the
+// same request cannot help.
+var ErrInvalid = failure.Permanent(errors.New("invalid backfill request"))
 
 // ErrNotFound is returned for an unknown job id.
 var ErrNotFound = errors.New("backfill job not found")

@@ -153,3 +153,40 @@ func TestAppendTransientErrorIsBounded(t *testing.T) {
 		t.Errorf("newest error not kept")
 	}
 }
+
+// TestBackfillThenOneCollectMissesNothing: a backfill over the past 7 hours
+// with a 30-minute initial look-back, created before the stream ever ran,
+// then one stream run: every event is in the bucket once. The stream's
+// first window is handed over open at the job's clip, so the 30 minutes
+// between the clip and the job's creation are read by that one run, and idle
+// detection cannot skip the project.
+func TestBackfillThenOneCollectMissesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "1", "2")
+	e.opts.InitialLookback = 30 * time.Minute
+	for _, pid := range []string{"1", "2"} {
+		for ts := collecttest.T0.Add(-7 * time.Hour); ts.Before(collecttest.T0.Add(-5 * time.Minute)); ts = ts.Add(time.Minute) {
+			e.api.Add(pid, 1, ts)
+		}
+	}
+	c := e.jobs(nil)
+	job, err := c.Create(e.ctx(), Spec{Start: collecttest.T0.Add(-7 * time.Hour), End: collecttest.T0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		s, err := e.runJob(c, job.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.Summary.WorkRemaining {
+			break
+		}
+	}
+	e.clk.Advance(time.Minute)
+	e.runStream() // one collect
+	rep := e.check()
+	if rep.Lines != countAll(e.api.Truth()) {
+		t.Errorf("bucket holds %d lines, want the %d events once", rep.Lines, countAll(e.api.Truth()))
+	}
+}

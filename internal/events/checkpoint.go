@@ -43,6 +43,10 @@ type checkpoint struct {
 	// error: it is served after the healthy projects, so that a project
 	// that keeps failing (or hanging) cannot starve them.
 	Failing bool `json:"failing,omitempty"`
+	// FailingSince is when the project's current run of failures began
+	// (zero: its last attempt succeeded). A project that fails every run
+	// for longer than failingAlertAfter is logged for the alert.
+	FailingSince time.Time `json:"failing_since,omitzero"`
 	// UpdatedAt and UpdatedBy record the last commit (diagnostics).
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 	UpdatedBy string    `json:"updated_by,omitempty"`

@@ -1,11 +1,15 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/secops-collectors/sentry-gcs/internal/collecttest"
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
 	"github.com/secops-collectors/sentry-gcs/internal/failure"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
@@ -230,4 +234,40 @@ func TestBadRowIsCountedAndSkipped(t *testing.T) {
 		t.Fatalf("written %d, invalid %d, failed %d, %v; want 3, 1, 0, nil", s.Records, s.InvalidRows, s.Projects.Failed, err)
 	}
 	e.check() // the bad row was never written
+}
+
+// A project that fails every run (here Sentry answers its events with a 200
+// carrying an error object, a shape the client refuses) is not skipped
+// silently for ever: after an hour of failures each run logs it at ERROR
+// with error_kind=project_failing, which the "project failing" alert counts;
+// once it recovers the clock resets.
+func TestProjectFailingForAnHourIsLoggedForTheAlert(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "1", "2")
+	e.api.Add("1", 3, collecttest.T0.Add(-time.Hour))
+	e.api.Add("2", 3, collecttest.T0.Add(-time.Hour))
+	e.api.SetEventErr("2", &sentry.ShapeError{Endpoint: "GET /api/0/projects/{org}/{project}/events/", Msg: `an object {"detail": ...} where a list of rows was expected`})
+	alerts := func() int {
+		var buf bytes.Buffer
+		e.logger = slog.New(slog.NewJSONHandler(&buf, nil))
+		e.run()
+		return strings.Count(buf.String(), `"error_kind":"project_failing"`)
+	}
+	for i, tc := range []struct {
+		advance time.Duration
+		want    int
+	}{{0, 0}, {30 * time.Minute, 0}, {31 * time.Minute, 1}, {10 * time.Minute, 1}} {
+		e.clk.Advance(tc.advance)
+		if got := alerts(); got != tc.want {
+			t.Errorf("run %d (+%v): %d project_failing lines, want %d", i, tc.advance, got, tc.want)
+		}
+	}
+	e.api.SetEventErr("2", nil)
+	e.clk.Advance(10 * time.Minute)
+	if got := alerts(); got != 0 {
+		t.Errorf("after recovery: %d project_failing lines, want 0", got)
+	}
+	if cp := e.checkpoint("2"); cp.Failing || !cp.FailingSince.IsZero() {
+		t.Errorf("after recovery: failing %v since %v", cp.Failing, cp.FailingSince)
+	}
 }

@@ -164,9 +164,27 @@ func (x *run) fail(ctx context.Context, p *project, err error) {
 		attrs = append(attrs, "error_kind", failure.ErrorKindAuth)
 		x.sum.AuthErrors++
 	}
-	logging.FromContext(ctx).WarnContext(ctx, "skipping project for this run", attrs...)
+	logger := logging.FromContext(ctx)
+	logger.WarnContext(ctx, "skipping project for this run", attrs...)
+	if cp := p.cp(); cp != nil && !cp.FailingSince.IsZero() && x.r.Now().Sub(cp.FailingSince) >= failingAlertAfter {
+		// A project that fails every run (a deleted project, a token
+		// without access to it, an answer the client cannot read) would
+		// otherwise only show as a warning per run: this line feeds the
+		// "project failing" alert.
+		logger.ErrorContext(ctx, "project has failed every run for over an hour; its events are not being collected",
+			"project_id", p.id, "project", p.slug, "failing_since", cp.FailingSince, "error", err,
+			"error_kind", ErrorKindProjectFailing, "stream", Name)
+	}
 	x.progress(p, "", err)
 }
+
+// ErrorKindProjectFailing is logged as error_kind when a project has failed
+// every run for failingAlertAfter: the "project failing" alert counts these.
+const ErrorKindProjectFailing = "project_failing"
+
+// failingAlertAfter is how long a project may fail every run before the
+// alert line is logged: long enough for Sentry's own incidents to pass.
+const failingAlertAfter = time.Hour
 
 // markAttempt commits p's checkpoint after a failure, marked Failing: the
 // next run serves it after the healthy projects. A lost swap is fine

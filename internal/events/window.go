@@ -60,6 +60,12 @@ func (l lane) Commit(ctx context.Context) error {
 	cp.UpdatedAt = l.x.r.Now().UTC()
 	cp.UpdatedBy = l.x.r.ID()
 	cp.Failing = p.failed
+	switch {
+	case !p.failed:
+		cp.FailingSince = time.Time{}
+	case cp.FailingSince.IsZero():
+		cp.FailingSince = cp.UpdatedAt
+	}
 	cp.Slug = p.slug
 	cp.prune(l.x.s.overlap())
 	return p.doc.Save(ctx, l.x.r)

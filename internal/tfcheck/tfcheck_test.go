@@ -13,6 +13,10 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/secops-collectors/sentry-gcs/internal/config"
+
+	"github.com/secops-collectors/sentry-gcs/internal/events"
+
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
 )
 
 const (
@@ -942,7 +946,7 @@ func TestMonitoring(t *testing.T) {
 		mustAttr(t, p, "documentation", "content")
 	}
 	slices.Sort(names)
-	if want := []string{"dead_letter", "no_successful_run", "sentry_auth"}; !slices.Equal(names, want) {
+	if want := []string{"dead_letter", "error_kind", "no_successful_run"}; !slices.Equal(names, want) {
 		t.Errorf("alert policies = %v, want %v", names, want)
 	}
 	if v := m.Variables["notification_channels"]; v == nil || !v.HasDefault || v.Default.LengthInt() != 0 {
@@ -951,6 +955,23 @@ func TestMonitoring(t *testing.T) {
 	dl := mustResource(t, m, "google_monitoring_alert_policy", "dead_letter")
 	if f := m.Text(mustAttr(t, dl, "conditions", "condition_threshold", "filter").Expr.Range()); !strings.Contains(f, "google_pubsub_subscription.dead_letter.name") {
 		t.Errorf("dead-letter alert filter does not watch the dead-letter subscription: %s", f)
+	}
+
+	// One alert per error kind the service logs.
+	kinds, ok := m.Local("error_kind_alerts")
+	if !ok || !kinds.IsKnown() {
+		t.Fatal("local.error_kind_alerts is missing")
+	}
+	var got []string
+	for k := range kinds.AsValueMap() {
+		got = append(got, k)
+	}
+	slices.Sort(got)
+	// The kinds the service logs, named by the code that logs them.
+	want := []string{events.ErrorKindProjectFailing, failure.ErrorKindAuth}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("error kinds with an alert = %v, want the kinds the service logs: %v", got, want)
 	}
 
 	// The "no successful run" window defaults to three schedule periods.
@@ -1064,11 +1085,13 @@ func TestCloudBuild(t *testing.T) {
 			t.Errorf("no %q step", want)
 		}
 	}
-	var vetTest, push, deploy map[string]string
+	var vetTest, build, push, deploy map[string]string
 	for _, s := range steps {
 		switch s["id"] {
 		case "vet-test":
 			vetTest = s
+		case "build":
+			build = s
 		case "push":
 			push = s
 		case "deploy":
@@ -1083,6 +1106,11 @@ func TestCloudBuild(t *testing.T) {
 	}
 	if deploy != nil && (!strings.Contains(deploy["args"], "--image=${_IMAGE}:${COMMIT_SHA}") || !strings.Contains(deploy["waitFor"], `"push"`)) {
 		t.Errorf("deploy does not deploy the pushed image after the push: %v", deploy)
+	}
+	// The binary must not report "dev": the build stamps the commit unless
+	// a release name is given.
+	if !regexp.MustCompile(`(?m)^\s*_VERSION: \$\{COMMIT_SHA\}`).MatchString(text) || build == nil || !strings.Contains(build["args"], "--build-arg=VERSION=${_VERSION}") {
+		t.Errorf("the build does not stamp the version with the commit by default")
 	}
 
 	// Substitutions: user-defined ones start with "_" and have defaults.

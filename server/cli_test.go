@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/secops-collectors/sentry-gcs/internal/collecttest"
+	"github.com/secops-collectors/sentry-gcs/internal/sentry"
+	"github.com/secops-collectors/sentry-gcs/internal/sentrysim"
+	"github.com/secops-collectors/sentry-gcs/internal/sink"
+	"github.com/secops-collectors/sentry-gcs/internal/state"
+)
+
+// setEnv sets the configuration of a local command (t.Setenv: these tests
+// cannot run in parallel).
+func setEnv(t *testing.T, vars map[string]string) {
+	t.Helper()
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+}
+
+// TestCollect_leaseHeldExits4: when another run holds the stream's lease,
+// collect does nothing, says who holds it and until when, and exits 4 (not 0
+// with "work remaining: false").
+func TestCollect_leaseHeldExits4(t *testing.T) {
+	sim, err := sentrysim.Start(sentrysim.Config{Org: "acme", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	dir := t.TempDir()
+	setEnv(t, map[string]string{"SENTRY_ORG": "acme", "SENTRY_AUTH_TOKEN": "tok", "SENTRY_API_BASE": sim.URL(), "LOCAL_OUTPUT_DIR": dir})
+	store, err := sink.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := state.NewLeases(store, nil).Acquire(t.Context(), "sentry/state/events/lease.json", "other-run", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	err = runCollect(t.Context(), nil)
+	if got := exitCode(err); got != exitLeaseHeld {
+		t.Fatalf("collect while another run holds the lease: exit %d (%v), want %d", got, err, exitLeaseHeld)
+	}
+	if msg := err.Error(); !strings.Contains(msg, `another run (other-run)`) || !strings.Contains(msg, "until") {
+		t.Errorf("message %q does not say who holds the lease until when", msg)
+	}
+}
+
+// TestBackfill_invalidRangeAnsweredWithoutSentry: a range that cannot be
+// right is refused (exit 2) before anything is contacted.
+func TestBackfill_invalidRangeAnsweredWithoutSentry(t *testing.T) {
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	setEnv(t, map[string]string{"SENTRY_ORG": "acme", "SENTRY_AUTH_TOKEN": "tok", "SENTRY_API_BASE": srv.URL, "LOCAL_OUTPUT_DIR": t.TempDir()})
+	start := time.Now()
+	err := runBackfillCmd(t.Context(), []string{"-start", "2026-11-02T00:00:00Z", "-end", "2026-11-01T00:00:00Z"})
+	if got := exitCode(err); got != exitConfig || !strings.Contains(err.Error(), "must be before end") {
+		t.Fatalf("exit %d (%v), want %d naming the range", got, err, exitConfig)
+	}
+	if n := requests.Load(); n != 0 || time.Since(start) > time.Second {
+		t.Errorf("%d requests to Sentry in %v, want none, at once", n, time.Since(start))
+	}
+}
+
+// TestExitCode_sentryUnavailableIsTransient: the errors a command gets when
+// Sentry cannot be reached (connection refused, 503 on every
+// attempt) exit 3, "run again", through the one classifier.
+func TestExitCode_sentryUnavailableIsTransient(t *testing.T) {
+	t.Parallel()
+	closed := "http://127.0.0.1:" + strconv.Itoa(collecttest.FreePort(t))
+	unavailable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(unavailable.Close)
+	for name, base := range map[string]string{
+		"connection_refused": closed,
+		"503_every_time":     unavailable.URL,
+	} {
+		c, err := sentry.New(sentry.Options{BaseURL: base, Token: "tok", MaxAttempts: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = resolveRegion(t.Context(), c, "acme")
+		if got := exitCode(err); got != exitTransient {
+			t.Errorf("%s: exit %d for %v, want %d", name, got, err, exitTransient)
+		}
+	}
+	if got := exitCode(errors.New("boom")); got != exitFailure {
+		t.Errorf("unclassified error: exit %d, want %d", got, exitFailure)
+	}
+}
+
+// TestHelp: every command answers -h with its help on stdout and exit 0.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"help"}, {"--help"}, {"collect", "-h"}, {"backfill", "-h"}, {"serve", "-h"}, {"demo", "-h"}} {
+		if err := realMain(t.Context(), args); !errors.Is(err, errHelp) {
+			t.Errorf("%q: %v, want the help shown", args, err)
+		}
+	}
+	if err := realMain(t.Context(), []string{"collect", "-bogus"}); exitCode(err) != exitConfig {
+		t.Errorf("bad flag: exit %d, want %d", exitCode(err), exitConfig)
+	}
+	if err := realMain(t.Context(), []string{"frobnicate"}); exitCode(err) != exitConfig {
+		t.Errorf("unknown command: exit %d, want %d", exitCode(err), exitConfig)
+	}
+}
