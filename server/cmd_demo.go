@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -79,28 +80,11 @@ then reads every object back and checks it against the simulator's ground truth.
 	ctx = logging.WithLogger(ctx, logger)
 	out := os.Stdout
 
-	sim, err := sentrysim.Start(sentrysim.Config{
-		Org:  "acme",
-		Seed: s.seed,
-		RateLimits: sentrysim.RateLimitConfig{
-			Events:  sentrysim.Limit{Limit: 60, Window: 6 * time.Second, Concurrent: 1},
-			Default: sentrysim.Limit{Limit: 40, Window: time.Second, Concurrent: 25},
-		},
-		Faults: sentrysim.Faults{P5xx: 0.02, P502HTML: 0.01, PTruncated: 0.01},
-	})
+	sim, err := startDemoSim(s)
 	if err != nil {
-		return fmt.Errorf("failed to start the Sentry simulator: %w", err)
+		return err
 	}
 	defer func() { _ = sim.Close() }()
-	sim.Populate(sentrysim.Scenario{
-		Projects:     s.projects,
-		Backlog:      s.backlog,
-		BacklogSpan:  s.backlogSpan,
-		Arrivals:     s.arrivals,
-		ArrivalSpan:  s.arrivalSpan,
-		LateFraction: 0.05,
-		MaxLate:      s.maxLate,
-	})
 
 	dir := filepath.Join(cfg.LocalOutputDir, "demo-"+time.Now().UTC().Format("20060102-150405"))
 	store, err := sink.NewDir(dir)
@@ -133,6 +117,54 @@ then reads every object back and checks it against the simulator's ground truth.
 	fmt.Fprintf(out, "Writing NDJSON into %s/%s, state into %s/%s\n\n", dir, cfg.GCSPrefix, dir, cfg.StateKey)
 
 	start := time.Now()
+	if err := demoPasses(ctx, out, c, s, start); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nfinished in %s\n\n", time.Since(start).Round(100*time.Millisecond))
+	rep, err := sentrysim.Verify(ctx, store, cfg.GCSPrefix, sim.GroundTruth())
+	if err != nil {
+		return fmt.Errorf("failed to read the output back: %w", err)
+	}
+	rep.Table(out)
+	if err := rep.Err(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nOK: every event Sentry made visible is stored exactly once, and nothing else is.")
+	return nil
+}
+
+// startDemoSim starts the simulated organisation of the demo: Sentry's
+// project-events limit running ten times faster, a few faults, a backlog and
+// live arrivals (some visible late).
+func startDemoSim(s demoSettings) (*sentrysim.Running, error) {
+	sim, err := sentrysim.Start(sentrysim.Config{
+		Org:  "acme",
+		Seed: s.seed,
+		RateLimits: sentrysim.RateLimitConfig{
+			Events:  sentrysim.Limit{Limit: 60, Window: 6 * time.Second, Concurrent: 1},
+			Default: sentrysim.Limit{Limit: 40, Window: time.Second, Concurrent: 25},
+		},
+		Faults: sentrysim.Faults{P5xx: 0.02, P502HTML: 0.01, PTruncated: 0.01},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to start the Sentry simulator: %w", err)
+	}
+	sim.Populate(sentrysim.Scenario{
+		Projects:     s.projects,
+		Backlog:      s.backlog,
+		BacklogSpan:  s.backlogSpan,
+		Arrivals:     s.arrivals,
+		ArrivalSpan:  s.arrivalSpan,
+		LateFraction: 0.05,
+		MaxLate:      s.maxLate,
+	})
+	return sim, nil
+}
+
+// demoPasses runs collection passes the way the service would: at once
+// while work remains (a continuation), else every interval, until the
+// arrivals have stopped and a pass finds nothing left.
+func demoPasses(ctx context.Context, out io.Writer, c *events.Stream, s demoSettings, start time.Time) error {
 	// Arrivals stop after arrivalSpan; they are all visible maxLate (plus a
 	// few seconds) later, and all inside a window lag after that.
 	quiet := start.Add(s.arrivalSpan + s.maxLate + s.lag + 6*time.Second)
@@ -149,7 +181,7 @@ then reads every object back and checks it against the simulator's ground truth.
 			fmt.Fprintf(out, "  transient failure, retried next pass: %v\n", err)
 		}
 		if time.Now().After(quiet) && !sum.WorkRemaining && err == nil {
-			break
+			return nil
 		}
 		wait := s.interval
 		if sum.WorkRemaining {
@@ -159,17 +191,6 @@ then reads every object back and checks it against the simulator's ground truth.
 			return fmt.Errorf("demo interrupted: %w", err)
 		}
 	}
-	fmt.Fprintf(out, "\nfinished in %s\n\n", time.Since(start).Round(100*time.Millisecond))
-	rep, err := sentrysim.Verify(ctx, store, cfg.GCSPrefix, sim.GroundTruth())
-	if err != nil {
-		return fmt.Errorf("failed to read the output back: %w", err)
-	}
-	rep.Table(out)
-	if err := rep.Err(); err != nil {
-		return err
-	}
-	fmt.Fprintln(out, "\nOK: every event Sentry made visible is stored exactly once, and nothing else is.")
-	return nil
 }
 
 // demoBudget bounds each demo pass, as RUN_BUDGET bounds a push.

@@ -94,40 +94,8 @@ func serveConfig(ctx context.Context, cfg *config.Config, deps serveDeps) (retEr
 		MaxBodyBytes:   pubsub.DefaultMaxBodyBytes,
 	}
 
-	if cfg.PushAuthDisabled {
-		opts.AuthDisabled = true
-		msg := "push authentication is DISABLED (PUSH_AUTH_DISABLED=true): anyone who can reach this service can trigger collection; use this only locally"
-		if cfg.OnCloudRun() {
-			logger.ErrorContext(ctx, msg, "k_service", cfg.KService, "allow_insecure_on_cloud_run", cfg.AllowInsecureOnCloudRun)
-		} else {
-			logger.WarnContext(ctx, msg)
-		}
-	} else {
-		v := deps.Validator
-		if v == nil {
-			// One validator for the process: it caches Google's
-			// certificates, bounds and shares their fetches. Building
-			// it makes no network call.
-			gv, err := auth.NewGoogleValidator(ctx, auth.ValidatorOptions{})
-			if err != nil {
-				return fmt.Errorf("failed to create token validator: %w", err)
-			}
-			v = gv
-		}
-		verifier, err := auth.NewVerifier(v, cfg.PushAudience, cfg.PushServiceAccounts)
-		if err != nil {
-			return fmt.Errorf("failed to create token verifier: %w", err)
-		}
-		opts.Verifier = verifier
-		if len(cfg.BackfillInvokers) > 0 {
-			// POST/GET /backfill: the same validator and audience, the
-			// invokers' emails.
-			bv, err := auth.NewVerifier(v, cfg.PushAudience, cfg.BackfillInvokers)
-			if err != nil {
-				return fmt.Errorf("failed to create backfill token verifier: %w", err)
-			}
-			opts.BackfillVerifier = bv
-		}
+	if err := setVerifiers(ctx, cfg, deps.Validator, &opts); err != nil {
+		return err
 	}
 
 	if cfg.PubSubTopic != "" {
@@ -209,4 +177,47 @@ func projectID(ctx context.Context, cfg *config.Config) string {
 		return ""
 	}
 	return p
+}
+
+// setVerifiers sets the token verifiers of the push and backfill routes, or
+// turns authentication off when PUSH_AUTH_DISABLED asks for it (with a
+// warning; an error log on Cloud Run, where the configuration has already
+// demanded a second opt-in).
+func setVerifiers(ctx context.Context, cfg *config.Config, v auth.Validator, opts *serverOptions) error {
+	logger := logging.FromContext(ctx)
+	if cfg.PushAuthDisabled {
+		opts.AuthDisabled = true
+		msg := "push authentication is DISABLED (PUSH_AUTH_DISABLED=true): anyone who can reach this service can trigger collection; use this only locally"
+		if cfg.OnCloudRun() {
+			logger.ErrorContext(ctx, msg, "k_service", cfg.KService, "allow_insecure_on_cloud_run", cfg.AllowInsecureOnCloudRun)
+		} else {
+			logger.WarnContext(ctx, msg)
+		}
+		return nil
+	}
+	if v == nil {
+		// One validator for the process: it caches Google's
+		// certificates, bounds and shares their fetches. Building it makes
+		// no network call.
+		gv, err := auth.NewGoogleValidator(ctx, auth.ValidatorOptions{})
+		if err != nil {
+			return fmt.Errorf("failed to create token validator: %w", err)
+		}
+		v = gv
+	}
+	verifier, err := auth.NewVerifier(v, cfg.PushAudience, cfg.PushServiceAccounts)
+	if err != nil {
+		return fmt.Errorf("failed to create token verifier: %w", err)
+	}
+	opts.Verifier = verifier
+	if len(cfg.BackfillInvokers) > 0 {
+		// POST/GET /backfill: the same validator and audience, the
+		// invokers' emails.
+		bv, err := auth.NewVerifier(v, cfg.PushAudience, cfg.BackfillInvokers)
+		if err != nil {
+			return fmt.Errorf("failed to create backfill token verifier: %w", err)
+		}
+		opts.BackfillVerifier = bv
+	}
+	return nil
 }

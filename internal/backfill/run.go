@@ -95,86 +95,114 @@ func (x *run) do(ctx context.Context) error {
 			return err
 		}
 	}
-	var (
-		conflicts  int
-		progressed int                 // projects worked on without error
-		readErrs   []error             // projects skipped after a transient Sentry error
-		busy       = map[string]bool{} // projects another run holds (skipped for this run)
-		skipped    = map[string]bool{} // projects that failed transiently (skipped for this run)
-	)
+	w := &workList{busy: map[string]bool{}, skipped: map[string]bool{}}
 	for {
 		if x.r.StopRequested() {
 			sum.WorkRemaining = true
 			return nil
 		}
-		// Projects whose last attempt failed transiently come after the
-		// others, so that one failing (or hanging) project cannot keep the
-		// head of the order and starve the rest of the job.
-		ready := func(p Project) bool { return !p.Done && !busy[p.ID] && !skipped[p.ID] }
-		i := slices.IndexFunc(x.job().Projects, func(p Project) bool { return ready(p) && !p.Failing })
-		if i < 0 {
-			i = slices.IndexFunc(x.job().Projects, ready)
-		}
+		i := w.next(x.job().Projects)
 		if i < 0 {
 			break
 		}
 		p := x.project(i)
 		err := x.r.WithLease(ctx, x.j.projectLeaseKey(p.ID), func() error { return x.work(ctx, i) })
-		switch {
-		case err == nil:
-			progressed++
-		case errors.Is(err, state.ErrLeaseHeld):
-			busy[p.ID] = true
-			logging.FromContext(ctx).InfoContext(ctx, "another backfill run works on this project; skipping it for this run",
-				"job_id", x.id, "project_id", p.ID)
-		case errors.Is(err, engine.ErrStop):
+		stop, err := x.settle(ctx, w, i, err)
+		if err != nil {
+			sum.WorkRemaining = true
+			return err
+		}
+		if stop {
 			sum.WorkRemaining = true
 			return nil
-		case errors.Is(err, engine.ErrConflict):
-			if conflicts++; conflicts >= maxConflictsPerRun {
-				sum.WorkRemaining = true
-				return nil
-			}
-		case engine.IsReadError(err) && failure.IsConfig(err):
-			p := x.project(i)
-			p.Done, p.Window = true, nil
-			p.Error = err.Error()
-			x.job().Errors = append(x.job().Errors, fmt.Sprintf("project %s (%s): %v", p.ID, p.Slug, err))
-			if cerr := x.commit(ctx); cerr != nil && !errors.Is(cerr, engine.ErrConflict) {
-				return cerr
-			}
-		case engine.IsReadError(err) && ctx.Err() == nil:
-			// Sentry still failing on this project after the client's
-			// retries: skip it for this run, as the stream does, and go on
-			// with the others; a later run retries it from its committed
-			// progress.
-			p := x.project(i)
-			skipped[p.ID] = true
-			p.Failing = true
-			readErrs = append(readErrs, err)
-			sum.Projects.Failed++
-			logging.FromContext(ctx).WarnContext(ctx, "skipping project for this backfill run after a transient Sentry error",
-				"job_id", x.id, "project_id", p.ID, "project", p.Slug, "error", err)
-			x.job().Errors = appendTransientError(x.job().Errors,
-				fmt.Sprintf("%s%s project %s (%s): %v", transientErrorPrefix, x.r.Now().UTC().Format(time.RFC3339), p.ID, p.Slug, err))
-			if cerr := x.commit(ctx); cerr != nil && !errors.Is(cerr, engine.ErrConflict) {
-				sum.WorkRemaining = true
-				return cerr
-			}
-		default:
-			sum.WorkRemaining = true
-			return failure.Transient(err)
 		}
 	}
-	if len(skipped) > 0 {
+	return x.conclude(ctx, w)
+}
+
+// workList is what a run knows of the job's projects beyond the job
+// document: the projects another run holds (busy) and the ones that failed
+// transiently (skipped), both left for a later run.
+type workList struct {
+	busy, skipped map[string]bool
+	progressed    int     // projects worked on without error
+	readErrs      []error // the skipped projects' errors
+	conflicts     int
+}
+
+// next picks the next project to work on: projects whose last attempt
+// failed transiently come after the others, so that one failing (or
+// hanging) project cannot keep the head of the order and starve the rest of
+// the job. It returns -1 when none is left.
+func (w *workList) next(projects []Project) int {
+	ready := func(p Project) bool { return !p.Done && !w.busy[p.ID] && !w.skipped[p.ID] }
+	if i := slices.IndexFunc(projects, func(p Project) bool { return ready(p) && !p.Failing }); i >= 0 {
+		return i
+	}
+	return slices.IndexFunc(projects, ready)
+}
+
+// settle records the outcome of working on project i: stop ends the run
+// with work remaining, err fails it.
+func (x *run) settle(ctx context.Context, w *workList, i int, err error) (stop bool, _ error) {
+	p := x.project(i)
+	switch {
+	case err == nil:
+		w.progressed++
+	case errors.Is(err, state.ErrLeaseHeld):
+		w.busy[p.ID] = true
+		logging.FromContext(ctx).InfoContext(ctx, "another backfill run works on this project; skipping it for this run",
+			"job_id", x.id, "project_id", p.ID)
+	case errors.Is(err, engine.ErrStop):
+		return true, nil
+	case errors.Is(err, engine.ErrConflict):
+		w.conflicts++
+		return w.conflicts >= maxConflictsPerRun, nil
+	case engine.IsReadError(err) && failure.IsConfig(err):
+		// Sentry refuses the project (deleted, no access): it ends, with
+		// its error, and the job will end failed.
+		p.Done, p.Window = true, nil
+		p.Error = err.Error()
+		x.job().Errors = append(x.job().Errors, fmt.Sprintf("project %s (%s): %v", p.ID, p.Slug, err))
+		if cerr := x.commit(ctx); cerr != nil && !errors.Is(cerr, engine.ErrConflict) {
+			return false, cerr
+		}
+	case engine.IsReadError(err) && ctx.Err() == nil:
+		// Sentry still failing on this project after the client's
+		// retries: skip it for this run, as the stream does, and go on
+		// with the others; a later run retries it from its committed
+		// progress.
+		w.skipped[p.ID] = true
+		w.readErrs = append(w.readErrs, err)
+		p.Failing = true
+		x.r.Summary().Projects.Failed++
+		logging.FromContext(ctx).WarnContext(ctx, "skipping project for this backfill run after a transient Sentry error",
+			"job_id", x.id, "project_id", p.ID, "project", p.Slug, "error", err)
+		x.job().Errors = appendTransientError(x.job().Errors,
+			fmt.Sprintf("%s%s project %s (%s): %v", transientErrorPrefix, x.r.Now().UTC().Format(time.RFC3339), p.ID, p.Slug, err))
+		if cerr := x.commit(ctx); cerr != nil && !errors.Is(cerr, engine.ErrConflict) {
+			return false, cerr
+		}
+	default:
+		return false, failure.Transient(err)
+	}
+	return false, nil
+}
+
+// conclude ends a run that went through every project it could: work
+// remains while projects were skipped or busy; otherwise the job is done
+// (or failed, when a project ended with an error).
+func (x *run) conclude(ctx context.Context, w *workList) error {
+	sum := x.r.Summary()
+	if len(w.skipped) > 0 {
 		sum.WorkRemaining = true
-		if progressed == 0 {
+		if w.progressed == 0 {
 			// Every project tried failed: the run failed.
-			return &engine.ReadError{Err: failure.Transient(fmt.Errorf("backfill %s: every project tried failed: %w", x.id, errors.Join(readErrs...)))}
+			return &engine.ReadError{Err: failure.Transient(fmt.Errorf("backfill %s: every project tried failed: %w", x.id, errors.Join(w.readErrs...)))}
 		}
 		return nil
 	}
-	if len(busy) > 0 {
+	if len(w.busy) > 0 {
 		sum.WorkRemaining = true
 		return nil
 	}

@@ -18,11 +18,14 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 )
 
 // Limits used by validation.
@@ -194,9 +197,18 @@ var (
 )
 
 func (c *Config) validate(requireSentry bool) error {
+	return errors.Join(append(append(append(append(
+		c.checkSentry(requireSentry),
+		c.checkOutput()...),
+		c.checkStreams(requireSentry)...),
+		c.checkCollection()...),
+		c.checkService()...)...)
+}
+
+// checkSentry checks the organisation, the tokens and SENTRY_API_BASE.
+func (c *Config) checkSentry(requireSentry bool) []error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-
 	c.SentryOrg = strings.TrimSpace(c.SentryOrg)
 	c.SentryAuthToken = strings.TrimSpace(c.SentryAuthToken) // secrets often carry a trailing newline
 	switch {
@@ -208,13 +220,19 @@ func (c *Config) validate(requireSentry bool) error {
 	if c.SentryAuthToken == "" && requireSentry {
 		add("SENTRY_AUTH_TOKEN is required (a Sentry auth token with org:read, project:read and event:read)")
 	}
-
 	if base, err := normaliseAPIBase(c.SentryAPIBase, c.SentryAPIAllowHTTP); err != nil {
 		errs = append(errs, err)
 	} else {
 		c.SentryAPIBase = base
 	}
+	return errs
+}
 
+// checkOutput checks where data and state go: the bucket or the local
+// directory, and the data and state prefixes.
+func (c *Config) checkOutput() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	c.GCSBucket = strings.TrimSpace(c.GCSBucket)
 	if c.GCSBucket != "" {
 		switch {
@@ -226,7 +244,6 @@ func (c *Config) validate(requireSentry bool) error {
 	} else if strings.TrimSpace(c.LocalOutputDir) == "" {
 		add("LOCAL_OUTPUT_DIR must not be empty when GCS_BUCKET is not set")
 	}
-
 	dataOK, stateOK := true, true
 	if p, err := normalisePrefix("GCS_PREFIX", c.GCSPrefix); err != nil {
 		errs, dataOK = append(errs, err), false
@@ -243,6 +260,13 @@ func (c *Config) validate(requireSentry bool) error {
 			errs = append(errs, err)
 		}
 	}
+	return errs
+}
+
+// checkStreams checks STREAMS, the audit token, and that no two selected
+// streams' data prefixes (nor STATE_KEY) overlap.
+func (c *Config) checkStreams(requireSentry bool) []error {
+	var errs []error
 	streams, err := normaliseStreams(c.Streams)
 	if err != nil {
 		errs = append(errs, err)
@@ -251,14 +275,14 @@ func (c *Config) validate(requireSentry bool) error {
 	}
 	c.SentryAuditToken = strings.TrimSpace(c.SentryAuditToken)
 	if c.HasStream("audit") && c.SentryAuditToken == "" && requireSentry {
-		add("SENTRY_AUDIT_TOKEN is required when STREAMS includes audit (a Sentry token with org:write: " +
-			"the audit-log endpoint refuses read-only tokens, so it is kept apart from SENTRY_AUTH_TOKEN)")
+		errs = append(errs, errors.New("SENTRY_AUDIT_TOKEN is required when STREAMS includes audit (a Sentry token with org:write: "+
+			"the audit-log endpoint refuses read-only tokens, so it is kept apart from SENTRY_AUTH_TOKEN)"))
 	}
-	prefixes := []namedPrefix{}
-	if dataOK {
+	var prefixes []namedPrefix
+	if _, err := normalisePrefix("GCS_PREFIX", c.GCSPrefix); err == nil {
 		prefixes = append(prefixes, namedPrefix{"GCS_PREFIX", c.GCSPrefix})
 	}
-	if stateOK {
+	if _, err := normalisePrefix("STATE_KEY", c.StateKey); err == nil {
 		prefixes = append(prefixes, namedPrefix{"STATE_KEY", c.StateKey})
 	}
 	for _, sp := range []struct {
@@ -278,15 +302,20 @@ func (c *Config) validate(requireSentry bool) error {
 			prefixes = append(prefixes, namedPrefix{sp.name, p})
 		}
 	}
-	errs = append(errs, checkStreamPrefixes(prefixes)...)
+	return append(errs, checkStreamPrefixes(prefixes)...)
+}
 
+// checkCollection checks the settings that shape the collection: limits,
+// windows, the budget, idle detection.
+func (c *Config) checkCollection() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.MaxProjects < 1 {
 		add("MAX_PROJECTS must be a positive integer, got %d", c.MaxProjects)
 	}
 	if c.MaxPagesPerProject < 1 || c.MaxPagesPerProject > MaxPagesPerProjectLimit {
 		add("MAX_PAGES_PER_PROJECT must be between 1 and %d, got %d", MaxPagesPerProjectLimit, c.MaxPagesPerProject)
 	}
-
 	if c.CollectLag < 0 || c.CollectLag > 24*time.Hour {
 		add("COLLECT_LAG must be between 0s and 24h, got %s", c.CollectLag)
 	}
@@ -308,21 +337,26 @@ func (c *Config) validate(requireSentry bool) error {
 		add("RUN_BUDGET must be below 10m: a push request must answer before Pub/Sub's 600 s ack deadline, "+
 			"or Pub/Sub redelivers it while the run still goes on; got %s", c.RunBudget)
 	}
-
 	if c.FullSweepInterval < 0 || c.FullSweepInterval > 24*time.Hour {
 		add("FULL_SWEEP_INTERVAL must be between 0s (idle detection off) and 24h, got %s", c.FullSweepInterval)
 	}
+	return errs
+}
 
-	if _, err := ParseLogLevel(c.LogLevel); err != nil {
-		errs = append(errs, err)
+// checkService checks logging and the HTTP service's settings.
+func (c *Config) checkService() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		add("LOG_LEVEL must be debug, info, warn or error, got %q", c.LogLevel)
 	} else {
 		c.LogLevel = strings.ToLower(strings.TrimSpace(c.LogLevel))
 	}
-
 	if c.Port < 0 || c.Port > 65535 {
 		add("PORT must be a TCP port between 0 and 65535, got %d", c.Port)
 	}
 	c.PushAudience = strings.TrimSpace(c.PushAudience)
+	var err error
 	if c.PushServiceAccounts, err = emailList("PUSH_SERVICE_ACCOUNTS", c.PushServiceAccounts); err != nil {
 		errs = append(errs, err)
 	}
@@ -333,7 +367,7 @@ func (c *Config) validate(requireSentry bool) error {
 	if c.PubSubTopic != "" && !topicRE.MatchString(c.PubSubTopic) {
 		add("PUBSUB_TOPIC must be a full topic name projects/PROJECT/topics/TOPIC, got %q", c.PubSubTopic)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // ValidateServe adds the checks the HTTP service needs on top of Validate:
@@ -366,25 +400,8 @@ func (c *Config) OnCloudRun() bool { return c.KService != "" }
 
 // SlogLevel returns LOG_LEVEL as a slog.Level (info if invalid).
 func (c *Config) SlogLevel() slog.Level {
-	l, _ := ParseLogLevel(c.LogLevel)
+	l, _ := logging.ParseLevel(c.LogLevel)
 	return l
-}
-
-// ParseLogLevel parses debug, info, warn (or warning) and error,
-// case-insensitively.
-func ParseLogLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info", "":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
-	default:
-		return slog.LevelInfo, fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, got %q", s)
-	}
 }
 
 // Redacted is what LogValue shows for a secret that is set.
@@ -529,7 +546,7 @@ func (c *Config) HasStream(name string) bool {
 	return false
 }
 
-// StreamNames are the streams STREAMS may select.
+// StreamNames are the streams STREAMS may select: the one list of them.
 var StreamNames = []string{"events", "issues", "audit"}
 
 func normaliseStreams(in []string) ([]string, error) {
@@ -539,27 +556,18 @@ func normaliseStreams(in []string) ([]string, error) {
 		s = strings.ToLower(strings.TrimSpace(s))
 		switch {
 		case s == "":
-		case s == "events" || s == "issues" || s == "audit":
-			if !slicesContains(out, s) {
+		case slices.Contains(StreamNames, s):
+			if !slices.Contains(out, s) {
 				out = append(out, s)
 			}
 		default:
-			errs = append(errs, fmt.Errorf("STREAMS must be a comma-separated list of events, issues and audit, got unknown stream %q", s))
+			errs = append(errs, fmt.Errorf("STREAMS must be a comma-separated list of %s and %s, got unknown stream %q", strings.Join(StreamNames[:len(StreamNames)-1], ", "), StreamNames[len(StreamNames)-1], s))
 		}
 	}
 	if len(errs) == 0 && len(out) == 0 {
 		out = []string{defaultOf("STREAMS")} // empty is unset
 	}
 	return out, errors.Join(errs...)
-}
-
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 type namedPrefix struct{ name, prefix string }

@@ -47,9 +47,36 @@ func (p *project) cp() *checkpoint {
 }
 
 func (x *run) do(ctx context.Context) error {
-	list, truncated, err := ListProjects(ctx, x.s.api, x.s.opts.Org, x.s.opts.MaxProjects)
+	projects, err := x.projects(ctx)
 	if err != nil {
 		return err
+	}
+	defer x.finish(projects)
+	loaded := projects
+	if i := slices.IndexFunc(projects, func(p *project) bool { return p.cp() == nil }); i >= 0 {
+		loaded = projects[:i] // the others could not be decoded
+	}
+	progressed, readErrs, err := x.serve(ctx, x.selectActive(ctx, loaded)) // all, or not idle (idle.go)
+	if err != nil {
+		return err
+	}
+	if len(readErrs) > 0 && progressed == 0 {
+		// Every project that was tried failed: the run failed.
+		return &engine.ReadError{Err: failure.Transient(fmt.Errorf("every project tried failed: %w", errors.Join(readErrs...)))}
+	}
+	return nil
+}
+
+// projects lists the organisation's projects, loads their checkpoints and
+// orders them: healthy projects first, then least recently served first, so
+// that a budget that runs out before the end of the list does not starve
+// the same projects every run, and a project that failed last run (marked
+// Failing) cannot keep the head of the order. Projects whose checkpoint
+// cannot be decoded come last.
+func (x *run) projects(ctx context.Context) ([]*project, error) {
+	list, truncated, err := ListProjects(ctx, x.s.api, x.s.opts.Org, x.s.opts.MaxProjects)
+	if err != nil {
+		return nil, err
 	}
 	if truncated {
 		x.sum.Projects.Truncated = true
@@ -63,12 +90,8 @@ func (x *run) do(ctx context.Context) error {
 	x.sum.Projects.Considered = len(projects)
 	if err := x.loadAll(ctx, projects); err != nil {
 		x.finish(projects)
-		return err
+		return nil, err
 	}
-	// Healthy projects first, then least recently served first, so that a
-	// budget that runs out before the end of the list does not starve the
-	// same projects every run, and a project that failed last run (marked
-	// Failing) cannot keep the head of the order.
 	slices.SortStableFunc(projects, func(a, b *project) int {
 		ca, cb := a.cp(), b.cp()
 		switch {
@@ -86,16 +109,14 @@ func (x *run) do(ctx context.Context) error {
 		}
 		return ca.UpdatedAt.Compare(cb.UpdatedAt)
 	})
-	loaded := projects
-	if i := slices.IndexFunc(projects, func(p *project) bool { return p.cp() == nil }); i >= 0 {
-		loaded = projects[:i] // the others could not be decoded
-	}
+	return projects, nil
+}
 
-	var (
-		progressed int     // projects that completed a turn without error
-		readErrs   []error // projects skipped after a Sentry error
-	)
-	active := x.selectActive(ctx, loaded) // all, or not idle (idle.go)
+// serve gives the active projects turns, round-robin, until each is done or
+// the budget or the soft stop ends the run. It returns how many projects
+// progressed, the Sentry errors of the projects skipped for this run, and
+// an error when the run as a whole failed (storage, lease).
+func (x *run) serve(ctx context.Context, active []*project) (progressed int, readErrs []error, err error) {
 	stopping := false
 	for len(active) > 0 && !stopping {
 		next := active[:0]
@@ -105,40 +126,27 @@ func (x *run) do(ctx context.Context) error {
 				next = append(next, p)
 				continue
 			}
-			err := x.turn(ctx, p)
+			terr := x.turn(ctx, p)
 			switch {
-			case err == nil || errors.Is(err, engine.ErrStop):
-				if errors.Is(err, engine.ErrStop) {
-					stopping = true
-				}
+			case terr == nil || errors.Is(terr, engine.ErrStop):
+				stopping = errors.Is(terr, engine.ErrStop)
 				if !p.progressed {
 					p.progressed = true
 					progressed++
 				}
-			case errors.Is(err, engine.ErrConflict):
-				p.conflicts++
-				if p.conflicts >= maxConflictsPerRun {
+			case errors.Is(terr, engine.ErrConflict):
+				if p.conflicts++; p.conflicts >= maxConflictsPerRun {
 					p.done = true
 				}
-			case engine.IsReadError(err) && ctx.Err() == nil:
-				// Sentry failing on this project after the client's
-				// retries: skip it for this run and serve the others. A
-				// permanent answer (deleted project, no access) ends it
-				// for the run; a transient one leaves work for a later
-				// run, which serves it after the healthy projects.
-				p.failed, p.done = true, true
-				p.retry = failure.Classify(err) != failure.KindConfig
-				x.fail(ctx, p, err)
-				if p.retry {
-					readErrs = append(readErrs, err)
+			case engine.IsReadError(terr) && ctx.Err() == nil:
+				if x.skip(ctx, p, terr) {
+					readErrs = append(readErrs, terr)
 				}
 				if merr := x.markAttempt(ctx, p); merr != nil {
-					x.finish(projects)
-					return merr
+					return progressed, readErrs, merr
 				}
 			default:
-				x.finish(projects)
-				return failure.Transient(err)
+				return progressed, readErrs, failure.Transient(terr)
 			}
 			if !p.done {
 				next = append(next, p)
@@ -146,12 +154,18 @@ func (x *run) do(ctx context.Context) error {
 		}
 		active = next
 	}
-	x.finish(projects)
-	if len(readErrs) > 0 && progressed == 0 {
-		// Every project that was tried failed: the run failed.
-		return &engine.ReadError{Err: failure.Transient(fmt.Errorf("every project tried failed: %w", errors.Join(readErrs...)))}
-	}
-	return nil
+	return progressed, readErrs, nil
+}
+
+// skip ends p for this run after a Sentry error (after the client's
+// retries), so that the others are served. A permanent answer (a deleted
+// project, no access) ends it for the run; a transient one leaves work for a
+// later run, which serves it after the healthy projects: skip reports that.
+func (x *run) skip(ctx context.Context, p *project, err error) (transient bool) {
+	p.failed, p.done = true, true
+	p.retry = failure.Classify(err) != failure.KindConfig
+	x.fail(ctx, p, err)
+	return p.retry
 }
 
 // fail records p's failure in the summary and logs it once.
