@@ -1,3 +1,7 @@
+// This file is over 400 lines because it is the client's one request loop
+// (pacing, retries, error answers, redaction): split, its invariants would
+// be read across files.
+
 // Package sentry is a client for the parts of Sentry's web API that the
 // collector reads: organisation details, projects, project events, issues,
 // audit logs and stats_v2.

@@ -1,3 +1,7 @@
+// This file is over 400 lines: the local directory store keeps the bucket's
+// semantics (write-once creates, generations, compare-and-swap) with file
+// locks and atomic renames, and each operation needs all of them.
+
 package sink
 
 import (
