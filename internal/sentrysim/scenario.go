@@ -17,6 +17,23 @@ import (
 // timestamp. Each event becomes visible a few seconds after it was received;
 // a LateFraction of them is received (and so becomes visible) up to MaxLate
 // after its timestamp, like offline clients.
+//
+// A LateSentFraction of the events (backlog and arrivals alike) is
+// late-sent instead: cached by an SDK and sent long after it happened. For
+// such an event the instant drawn in the span is its receipt (it is
+// received, and visible a few seconds later, as any other event), and its
+// timestamp is L before that, L drawn log-uniformly in [LateSentMin,
+// LateSentMax]. Relay keeps such a timestamp as long as it is within the
+// retention (see EventSpec.Timestamp), so a window on the timestamp that
+// has already been read never sees these events: only a search by received
+// time (Discover's error.received) or stats_v2 (which counts by received
+// time) does.
+//
+// Everything is drawn from Config.Seed. The late-sent draws come from a
+// stream of their own: with LateSentFraction zero nothing is drawn and the
+// events are exactly those of a scenario without the knobs, and with it set
+// the other events are unchanged (same ids, projects, issues, times); only
+// the late-sent ones get an older timestamp.
 type Scenario struct {
 	Projects     int           // new projects to create; 0 uses the existing ones
 	Backlog      int           // events in the past
@@ -25,6 +42,10 @@ type Scenario struct {
 	ArrivalSpan  time.Duration // default 1h
 	LateFraction float64       // share of late events, 0..1
 	MaxLate      time.Duration // default 10m
+
+	LateSentFraction float64       // share of late-sent events, 0..1
+	LateSentMin      time.Duration // default 5m
+	LateSentMax      time.Duration // default 72h; raised to LateSentMin when below it
 }
 
 var projectWords = []string{"web-frontend", "checkout-api", "payments", "mobile-ios", "mobile-android", "auth-service", "search", "notifications", "billing-worker", "admin-portal", "inventory", "reports", "gateway", "recommendations", "media-upload", "scheduler"}
@@ -41,9 +62,20 @@ func (s *Server) Populate(sc Scenario) {
 	if sc.MaxLate <= 0 {
 		sc.MaxLate = 10 * time.Minute
 	}
+	if sc.LateSentMin <= 0 {
+		sc.LateSentMin = 5 * time.Minute
+	}
+	if sc.LateSentMax <= 0 {
+		sc.LateSentMax = 72 * time.Hour
+	}
+	sc.LateSentMax = max(sc.LateSentMax, sc.LateSentMin)
 	s.mu.Lock()
 	s.popCount++
 	rng := rand.New(rand.NewPCG(uint64(s.cfg.Seed), 0x5ce7a000+uint64(s.popCount)))
+	var lateSent *rand.Rand
+	if sc.LateSentFraction > 0 {
+		lateSent = rand.New(rand.NewPCG(uint64(s.cfg.Seed), 0x1a7e5e00+uint64(s.popCount)))
+	}
 	for range sc.Projects {
 		w := projectWords[rng.IntN(len(projectWords))]
 		slug := w
@@ -124,6 +156,10 @@ func (s *Server) Populate(sc Scenario) {
 			recv = ts.Add(time.Duration(rng.Int64N(int64(time.Second))))
 		}
 		vis := recv.Add(500*time.Millisecond + time.Duration(rng.Int64N(int64(4500*time.Millisecond))))
+		if lateSent != nil && lateSent.Float64() < sc.LateSentFraction {
+			ts = recv.Add(-logUniform(lateSent, sc.LateSentMin, sc.LateSentMax)).Truncate(time.Millisecond)
+		}
+		ts = relayTimestamp(ts, recv, s.cfg.Retention)
 		batches[pi] = append(batches[pi], event{
 			id:        randID(rng),
 			ts:        ts.Unix(),
@@ -159,6 +195,16 @@ func (s *Server) Populate(sc Scenario) {
 		ev := auditEventNames[rng.IntN(len(auditEventNames))]
 		s.AddAuditLog(AuditSpec{Event: ev, At: at, ActorID: 10000 + rng.Int64N(7), Note: "edited " + ev})
 	}
+}
+
+// logUniform draws a duration in [lo, hi] whose logarithm is uniform:
+// as many late-sent events minutes late as hours or days late.
+func logUniform(r *rand.Rand, lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	f := math.Exp(math.Log(float64(lo)) + r.Float64()*(math.Log(float64(hi))-math.Log(float64(lo))))
+	return min(max(time.Duration(f), lo), hi)
 }
 
 func titleCase(slug string) string {

@@ -132,14 +132,23 @@ type Project struct {
 type EventSpec struct {
 	// ID is the 32-hex event id; generated when empty.
 	ID string
-	// Timestamp is the event's own time: filtered and sorted at second
-	// resolution (Snuba's timestamp), rendered in dateCreated with its
-	// milliseconds (timestamp_ms) when they are not zero.
+	// Timestamp is the event's own time (the SDK's): filtered and sorted at
+	// second resolution (Snuba's timestamp), rendered in dateCreated with
+	// its milliseconds (timestamp_ms) when they are not zero. Relay keeps
+	// it unless it is more than 60 s after ReceivedAt or older than
+	// ReceivedAt − Config.Retention; then it becomes ReceivedAt, as
+	// normalize_timestamps does (relay-event-normalization), so
+	// received − retention ≤ timestamp ≤ received + 60 s always holds.
 	Timestamp time.Time
-	// VisibleAt is when the event becomes listable; zero means Timestamp.
+	// VisibleAt is when the event becomes listable (once ingestion has
+	// stored it); zero means ReceivedAt when that is set, else Timestamp.
+	// It must not be before ReceivedAt.
 	VisibleAt time.Time
-	// ReceivedAt is when Sentry received it (stats_v2 time basis); zero
-	// means VisibleAt.
+	// ReceivedAt is when Relay received it: Snuba's received column (whole
+	// seconds; Discover's error.received) and the time basis of stats_v2's
+	// accepted outcome. Zero means VisibleAt. An event cached offline by an
+	// SDK and sent hours or days later has a ReceivedAt long after its
+	// Timestamp (a late-sent event).
 	ReceivedAt time.Time
 	// Message groups events into issues (same message, same issue); a
 	// message "Type: value" gives metadata type and value.
@@ -428,12 +437,21 @@ func (s *Server) AddEvent(projectID string, e EventSpec) string {
 	} else {
 		id = s.newEventID()
 	}
-	if e.VisibleAt.IsZero() {
+	switch {
+	case !e.VisibleAt.IsZero():
+	case !e.ReceivedAt.IsZero():
+		e.VisibleAt = e.ReceivedAt
+	default:
 		e.VisibleAt = e.Timestamp
 	}
 	if e.ReceivedAt.IsZero() {
 		e.ReceivedAt = e.VisibleAt
 	}
+	if e.VisibleAt.Before(e.ReceivedAt) {
+		panic(fmt.Sprintf("sentrysim: AddEvent: VisibleAt %v is before ReceivedAt %v: Sentry lists an event only after it received it",
+			e.VisibleAt, e.ReceivedAt))
+	}
+	e.Timestamp = relayTimestamp(e.Timestamp, e.ReceivedAt, s.cfg.Retention)
 	lvl := levelIndex(e.Level)
 	msg := e.Message
 	if msg == "" {

@@ -370,3 +370,23 @@ var templatesByPlatform = map[string][]template{
 		{"Redis::TimeoutError", "Connection timed out", "SidekiqWorker#perform", "app/workers/sidekiq_worker.rb", "perform", "sidekiq", false},
 	},
 }
+
+// maxSecsInFuture is how far after its receipt Relay accepts an event's
+// timestamp (relay-event-normalization, MAX_SECS_IN_FUTURE: 60 s).
+const maxSecsInFuture = 60 * time.Second
+
+// relayTimestamp is the timestamp Relay stores for an event with SDK
+// timestamp ts received at received: normalize_timestamps
+// (relay-event-normalization/src/validation.rs) flags a timestamp more than
+// 60 s in the future or older than the project's event retention
+// (max_secs_in_past: retention_days * 24 * 3600, relay-server
+// processing/utils/event.rs), and the clock-drift processor then moves it
+// to the receive time. Anything in between is kept as the SDK sent it, so
+// an event cached offline for days keeps its old timestamp. A negative
+// retention (unlimited) bounds nothing in the past.
+func relayTimestamp(ts, received time.Time, retention time.Duration) time.Time {
+	if ts.After(received.Add(maxSecsInFuture)) || (retention > 0 && ts.Before(received.Add(-retention))) {
+		return received
+	}
+	return ts
+}
