@@ -216,3 +216,55 @@ func TestAddEventVisibleBeforeReceivedPanics(t *testing.T) {
 	}()
 	h.s.AddEvent(p.ID, EventSpec{Timestamp: t0, ReceivedAt: t0.Add(time.Minute), VisibleAt: t0})
 }
+
+// TestReceivedHours: a received-hour closes once everything received in it
+// is visible; its visible set is what Discover can return (whole-second
+// received, as Snuba stores it), and its accepted count is stats_v2's,
+// which keeps counting events whose timestamp has left the retention.
+func TestReceivedHours(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Retention: 30 * 24 * time.Hour, OutcomeDelay: -1}) // now 2026-03-14T12:27:28.303Z
+	p := h.s.AddProject("mobile", "Mobile")
+	hour := func(hh int) time.Time { return time.Date(2026, 3, 14, hh, 0, 0, 0, time.UTC) }
+	onTime := h.s.AddEvent(p.ID, EventSpec{Timestamp: hour(10).Add(5 * time.Minute)})
+	// Received at 10:59:59.6: Snuba's whole second is 10:59:59, in hour 10.
+	edge := h.s.AddEvent(p.ID, EventSpec{Timestamp: hour(10).Add(-2 * time.Hour), ReceivedAt: hour(11).Add(-400 * time.Millisecond)})
+	// Received in hour 11, visible only at 12:40 (ingestion backlog).
+	slow := h.s.AddEvent(p.ID, EventSpec{Timestamp: hour(11).Add(-24 * time.Hour), ReceivedAt: hour(11).Add(time.Minute), VisibleAt: hour(12).Add(40 * time.Minute)})
+	// Received in hour 11 with a timestamp 29 days old: it leaves the
+	// 30-day retention at 11:00 the next day.
+	old := h.s.AddEvent(p.ID, EventSpec{Timestamp: hour(11).Add(-29 * 24 * time.Hour), ReceivedAt: hour(11).Add(2 * time.Minute)})
+
+	got := h.s.ReceivedHours(p.ID, hour(10).Add(30*time.Minute), hour(13))
+	want := []ReceivedHour{
+		{Hour: hour(10), Visible: []string{onTime, edge}, Accepted: 2, Closed: true},
+		// The slow event's accepted outcome is tracked when it is saved
+		// (event_manager.py, _track_outcome_accepted_many), so stats_v2 does
+		// not count it yet either.
+		{Hour: hour(11), Visible: []string{old}, Pending: 1, Accepted: 1},
+		{Hour: hour(12), Accepted: 0},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("at 12:27 (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{edge}, h.s.ReceivedIn(p.ID, hour(10).Add(59*time.Minute+59*time.Second), hour(11))); diff != "" {
+		t.Errorf("ReceivedIn the last second of hour 10 (-want +got):\n%s", diff)
+	}
+
+	h.clock.Advance(15 * time.Minute) // 12:42: the slow event is visible
+	got = h.s.ReceivedHours(p.ID, hour(11), hour(12))
+	want = []ReceivedHour{{Hour: hour(11), Visible: []string{slow, old}, Accepted: 2, Closed: true}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("at 12:42 (-want +got):\n%s", diff)
+	}
+
+	h.clock.Advance(24 * time.Hour) // the old event left the retention
+	got = h.s.ReceivedHours(p.ID, hour(11), hour(12))
+	want = []ReceivedHour{{Hour: hour(11), Visible: []string{slow}, Accepted: 2, Closed: true}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("a day later (-want +got):\n%s", diff)
+	}
+	if got := h.s.ReceivedHours("nope", hour(11), hour(12)); got != nil {
+		t.Errorf("unknown project: %v", got)
+	}
+}

@@ -192,3 +192,145 @@ func mustInt(t *testing.T, s string) int64 {
 	}
 	return n
 }
+
+// TestStatsCountsLateSentAtReceivedHour: an error's ACCEPTED outcome
+// carries start_time = received_at (relay-server services/store.rs;
+// event_manager.py _track_outcome_accepted_many), so stats_v2 counts a
+// late-sent event in the hour it was received, not the hour of its
+// timestamp. Grouped by project it returns one total per project for the
+// whole range, without series; ungrouped, a series.
+func TestStatsCountsLateSentAtReceivedHour(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{}) // now = 2026-03-14T12:27:28.303Z
+	p := h.s.AddProject("mobile", "Mobile")
+	q := h.s.AddProject("desktop", "Desktop")
+	at := func(d, hh, mm, ss, ms int) time.Time {
+		return time.Date(2026, 3, d, hh, mm, ss, ms*int(time.Millisecond), time.UTC)
+	}
+	add := func(pid string, ts, recv time.Time) {
+		h.s.AddEvent(pid, EventSpec{Timestamp: ts, ReceivedAt: recv, VisibleAt: recv.Add(2 * time.Second)})
+	}
+	add(p.ID, at(11, 8, 15, 0, 0), at(14, 10, 20, 5, 0))     // cached three days
+	add(p.ID, at(14, 9, 59, 59, 900), at(14, 10, 0, 0, 100)) // timestamp 09h, received 10h
+	add(p.ID, at(14, 11, 30, 0, 0), at(14, 11, 30, 0, 0))    // on time
+	add(q.ID, at(12, 3, 0, 0, 0), at(14, 11, 59, 59, 999))   // cached two days
+	add(q.ID, at(14, 10, 45, 0, 0), at(14, 10, 45, 0, 0))    // on time
+	add(q.ID, at(13, 12, 20, 0, 0), at(14, 12, 20, 0, 0))    // cached a day
+	add(q.ID, at(10, 0, 0, 0, 0), at(14, 8, 59, 59, 0))      // before the range
+	h.clock.Advance(10 * time.Second)                        // every outcome counted
+
+	const base = "/api/0/organizations/acme/stats_v2/?field=sum(quantity)&category=error&outcome=accepted&interval=1h&start=2026-03-14T09:00:00Z&end=2026-03-14T13:00:00Z"
+	get := func(extra string) statsResp {
+		t.Helper()
+		r := h.get(t, "tok", base+extra)
+		if r.status != 200 {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		var s statsResp
+		if err := json.Unmarshal(r.body, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	tests := []struct {
+		name  string
+		extra string
+		want  []int64
+	}{
+		{"org", "", []int64{0, 3, 2, 1}},
+		{"one_project", "&project=" + p.ID, []int64{0, 2, 1, 0}},
+		{"other_project", "&project=" + q.ID, []int64{0, 1, 1, 1}},
+	}
+	for _, tc := range tests {
+		s := get(tc.extra)
+		if len(s.Groups) != 1 || len(s.Intervals) != 4 {
+			t.Fatalf("%s: want one group over 4 hours: %+v", tc.name, s)
+		}
+		if diff := cmp.Diff(tc.want, s.Groups[0].Series["sum(quantity)"]); diff != "" {
+			t.Errorf("%s: hourly series (-want +got):\n%s", tc.name, diff)
+		}
+	}
+	s := get("&groupBy=project")
+	if s.Intervals != nil {
+		t.Errorf("grouped by project: intervals %v, want none", s.Intervals)
+	}
+	totals := map[float64]int64{}
+	for _, g := range s.Groups {
+		if g.Series != nil {
+			t.Errorf("grouped by project: series %v, want none", g.Series)
+		}
+		totals[g.By["project"].(float64)] = g.Totals["sum(quantity)"]
+	}
+	if diff := cmp.Diff(map[float64]int64{float64(mustInt(t, p.ID)): 3, float64(mustInt(t, q.ID)): 3}, totals); diff != "" {
+		t.Errorf("per-project totals (-want +got):\n%s", diff)
+	}
+
+	// The ground truth agrees hour by hour.
+	for _, pr := range []struct {
+		id   string
+		want []int64
+	}{{p.ID, tests[1].want}, {q.ID, tests[2].want}} {
+		var acc, vis []int64
+		for _, rh := range h.s.ReceivedHours(pr.id, at(14, 9, 0, 0, 0), at(14, 13, 0, 0, 0)) {
+			acc = append(acc, rh.Accepted)
+			vis = append(vis, int64(len(rh.Visible)))
+		}
+		if diff := cmp.Diff(pr.want, acc); diff != "" {
+			t.Errorf("project %s: ReceivedHours accepted (-stats +truth):\n%s", pr.id, diff)
+		}
+		if diff := cmp.Diff(pr.want, vis); diff != "" {
+			t.Errorf("project %s: ReceivedHours visible (-stats +truth):\n%s", pr.id, diff)
+		}
+	}
+}
+
+// TestStatsMatchReceivedHoursOfScenario: with late-sent events spread over
+// days, stats_v2's hourly accepted counts equal the ground truth of every
+// received-hour, per project and for the organisation.
+func TestStatsMatchReceivedHoursOfScenario(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Seed: 3})
+	h.s.Populate(Scenario{Projects: 4, Backlog: 3000, BacklogSpan: 8 * time.Hour, LateSentFraction: 0.3, LateSentMax: 4 * 24 * time.Hour})
+	h.clock.Advance(time.Minute) // ingestion drained, outcomes counted
+	now := h.clock.Now()
+	from, to := now.Truncate(time.Hour).Add(-9*time.Hour), now.Truncate(time.Hour).Add(time.Hour)
+	q := "/api/0/organizations/acme/stats_v2/?field=sum(quantity)&category=error&outcome=accepted&interval=1h&start=" +
+		from.Format(time.RFC3339) + "&end=" + to.Format(time.RFC3339)
+	org := make([]int64, 10)
+	for _, p := range h.s.Projects() {
+		var want []int64
+		for i, rh := range h.s.ReceivedHours(p.ID, from, to) {
+			if !rh.Closed && rh.Hour.Add(time.Hour).Before(now) {
+				t.Errorf("project %s hour %v not closed: %+v", p.ID, rh.Hour, rh)
+			}
+			if rh.Accepted != int64(len(rh.Visible)) {
+				t.Errorf("project %s hour %v: accepted %d, visible %d", p.ID, rh.Hour, rh.Accepted, len(rh.Visible))
+			}
+			want = append(want, rh.Accepted)
+			org[i] += rh.Accepted
+		}
+		var got statsResp
+		r := h.get(t, "tok", q+"&project="+p.ID)
+		if err := json.Unmarshal(r.body, &got); err != nil || len(got.Groups) != 1 {
+			t.Fatalf("status %d %s: %v", r.status, r.body, err)
+		}
+		if diff := cmp.Diff(want, got.Groups[0].Series["sum(quantity)"]); diff != "" {
+			t.Errorf("project %s: stats_v2 hourly (-truth +stats):\n%s", p.ID, diff)
+		}
+	}
+	var got statsResp
+	r := h.get(t, "tok", q)
+	if err := json.Unmarshal(r.body, &got); err != nil || len(got.Groups) != 1 {
+		t.Fatalf("status %d %s: %v", r.status, r.body, err)
+	}
+	if diff := cmp.Diff(org, got.Groups[0].Series["sum(quantity)"]); diff != "" {
+		t.Errorf("organisation: stats_v2 hourly (-truth +stats):\n%s", diff)
+	}
+	var total int64
+	for _, n := range org {
+		total += n
+	}
+	if total != 3000 {
+		t.Errorf("%d accepted over the range, want all 3000", total)
+	}
+}
