@@ -33,7 +33,11 @@ func (s *Server) handleOrg(rq *request) response {
 	b = appendJSONString(b, strings.TrimRight(orgURL, "/"))
 	b = append(b, `,"regionUrl":`...)
 	b = appendJSONString(b, strings.TrimRight(region, "/"))
-	b = append(b, `},"hasAuthProvider":false,"allowMemberInvite":true,"allowMemberProjectCreation":true,"allowSuperuserAccess":false,"features":["discover-basic","event-attachments","global-views","integrations-stacktrace-link","open-membership","sso-basic"],"dataScrubber":false,"scrubIPAddresses":false,"isDefault":false,"defaultRole":"member","orgRole":"member","access":[]}`...)
+	b = append(b, `},"hasAuthProvider":false,"allowMemberInvite":true,"allowMemberProjectCreation":true,"allowSuperuserAccess":false,"features":["discover-basic","event-attachments",`...)
+	if !s.cfg.NoGlobalViews {
+		b = append(b, `"global-views",`...)
+	}
+	b = append(b, `"integrations-stacktrace-link","open-membership","sso-basic"],"dataScrubber":false,"scrubIPAddresses":false,"isDefault":false,"defaultRole":"member","orgRole":"member","access":[]}`...)
 	return jsonResp(http.StatusOK, b)
 }
 

@@ -1,13 +1,16 @@
 // Package sentrysim is a simulated Sentry web API that behaves like the real
 // one, as read from Sentry's own source: the organisation, project list,
-// project events, organisation issues, audit log and stats_v2 endpoints
+// project events, organisation issues, Discover (organisation events), audit
+// log and stats_v2 endpoints
 // with their paginators (offset, page-number, keyset and sequence) and Link
 // headers, their parameter validation and error bodies, per-caller rate
 // limits with Sentry's headers and 429s, token kinds and project
-// membership, event retention, events that become visible late, and
-// injectable faults. It knows its own ground truth (which events are
-// visible now), so tests can check that a collector lost and duplicated
-// nothing.
+// membership, event retention, events that become visible late, events
+// sent late (cached offline, with an old timestamp: Scenario's
+// LateSentFraction), and injectable faults. It knows its own ground truth
+// (which events are visible now: GroundTruth; which were received in a
+// range or hour: ReceivedIn, ReceivedHours), so tests can check that a
+// collector lost and duplicated nothing.
 //
 // Where a behaviour is subtle, the code and its tests name the Sentry source
 // it mirrors (for example src/sentry/api/bases/organization.py,
@@ -81,6 +84,25 @@ type Config struct {
 	// firstSeen and lastSeen null. Default 0; see also
 	// Server.SetIssueSeenStatsMissing.
 	MissingSeenStats float64
+	// NoGlobalViews removes the organisation's global-views feature (the
+	// organisation endpoint no longer lists it): Discover then answers 400
+	// "You cannot view events from multiple projects." to a query that
+	// covers more than one project (project=-1 or several project
+	// parameters, or no project parameter with several member projects),
+	// as get_snuba_params does. Query one project at a time instead.
+	NoGlobalViews bool
+	// DiscoverNoReceived makes Discover refuse error.received as a field,
+	// a sort key or a search key, with 400 "Invalid key for this search:
+	// error.received" (event_search's refusal of a key outside the
+	// search's allowed keys): a deployment whose search schema lacks it.
+	DiscoverNoReceived bool
+	// DiscoverReceivedAsTag makes Discover treat error.received as a name
+	// it does not know. Sentry then does not refuse it: an unknown name is
+	// a tag (get_snuba_column_name), so the field comes back as "" with
+	// meta type "string" (not "date"), and error.received:>=… is a text
+	// filter that matches nothing (an operator on a text key is pushed
+	// into the value). Only the meta type tells.
+	DiscoverReceivedAsTag bool
 }
 
 // RateLimitConfig configures the fixed-window and concurrency limits.
@@ -94,6 +116,11 @@ type RateLimitConfig struct {
 	// (organization_stats_v2.py: RateLimit(limit=20, window=1), with the
 	// default concurrent limit); default 20 per 1 s, concurrency 25.
 	Stats Limit
+	// Discover applies to the organisation events endpoint (Discover),
+	// which has its own limits (organization_events.py, rate_limits:
+	// LEGACY_RATE_LIMIT, limit=30, window=1, concurrent_limit=15); default
+	// 30 per 1 s, concurrency 15.
+	Discover Limit
 	// Default applies to every other endpoint; default 40 per 1 s,
 	// concurrency 25.
 	Default Limit
@@ -175,7 +202,7 @@ type AuditSpec struct {
 type RequestStats struct {
 	Total       int64
 	ByStatus    map[int]int64
-	ByGroup     map[string]int64 // GroupEvents, GroupStats, GroupDefault, "other"
+	ByGroup     map[string]int64 // GroupEvents, GroupStats, GroupDiscover, GroupDefault, "other"
 	RateLimited int64
 	Faults      int64
 	InFlight    int64
@@ -185,9 +212,10 @@ type RequestStats struct {
 // (rate_limits on the view) is a group: its budget is separate, per caller,
 // from every other group's.
 const (
-	GroupEvents  = "project-events"
-	GroupStats   = "stats-v2"
-	GroupDefault = "default"
+	GroupEvents   = "project-events"
+	GroupStats    = "stats-v2"
+	GroupDiscover = "discover"
+	GroupDefault  = "default"
 )
 
 // Server is the simulated Sentry. It is an http.Handler.
@@ -253,10 +281,13 @@ func New(cfg Config) *Server {
 	if rl.Stats.Limit == 0 {
 		rl.Stats = Limit{Limit: 20, Window: time.Second, Concurrent: 25}
 	}
+	if rl.Discover.Limit == 0 {
+		rl.Discover = Limit{Limit: 30, Window: time.Second, Concurrent: 15}
+	}
 	if rl.Default.Limit == 0 {
 		rl.Default = Limit{Limit: 40, Window: time.Second, Concurrent: 25}
 	}
-	for _, l := range []*Limit{&rl.Events, &rl.Stats, &rl.Default} {
+	for _, l := range []*Limit{&rl.Events, &rl.Stats, &rl.Discover, &rl.Default} {
 		if l.Window <= 0 {
 			l.Window = time.Second
 		}

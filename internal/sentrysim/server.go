@@ -32,7 +32,7 @@ type response struct {
 // separate per caller from every other endpoint's.
 type route struct {
 	pattern string
-	group   string // rate-limit group: GroupEvents, GroupStats or GroupDefault
+	group   string // rate-limit group: GroupEvents, GroupStats, GroupDiscover or GroupDefault
 	view    string // Sentry's view class, part of the rate-limit key; "" for the default group
 	query   bool   // "Query timeout" faults apply
 	h       func(*request) response
@@ -47,6 +47,7 @@ func (s *Server) routes() {
 		{"/api/0/organizations/{org}/issues/{$}", GroupDefault, "", true, s.handleIssues},
 		{"/api/0/organizations/{org}/audit-logs/{$}", GroupDefault, "", false, s.handleAuditLogs},
 		{"/api/0/organizations/{org}/stats_v2/{$}", GroupStats, "OrganizationStatsEndpointV2", true, s.handleStats},
+		{"/api/0/organizations/{org}/events/{$}", GroupDiscover, "OrganizationEventsEndpoint", true, s.handleDiscover},
 	} {
 		s.mux.HandleFunc(rt.pattern, s.wrap(rt))
 	}
@@ -173,6 +174,8 @@ func (s *Server) limitFor(group string) Limit {
 		return s.cfg.RateLimits.Events
 	case GroupStats:
 		return s.cfg.RateLimits.Stats
+	case GroupDiscover:
+		return s.cfg.RateLimits.Discover
 	}
 	return s.cfg.RateLimits.Default
 }

@@ -1,0 +1,727 @@
+package sentrysim
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Discover's query parameter: Sentry's search syntax
+// (src/sentry/api/event_search.py, event_search_grammar and SearchVisitor),
+// for the subset of keys the simulator knows. What it does like Sentry:
+//
+//   - key:value, !key:value, key:[a, b] (IN), !key:[a, b], has:key,
+//     !has:key, quoted values, free text (a case-insensitive match on the
+//     message), AND, OR (AND binds tighter) and parentheses, with
+//     resolve_boolean_conditions' errors for a dangling operator;
+//   - date keys (timestamp, error.received: SearchConfig.date_keys) take
+//     >=, >, <=, < and = with an ISO 8601 date (a "+hh:mm" offset is
+//     dropped and the time taken as UTC, as parse_datetime_string does), a
+//     bare date (that whole day) or datetime (five minutes either side, as
+//     parse_datetime_value), or a relative -24h/+24h; anything else is
+//     "<key>: Invalid date: …";
+//   - numeric keys (project.id, project_id, issue.id) take comparisons and
+//     lists, with k/m/b suffixes; anything else is "<key>: Invalid number: …";
+//   - every other key is a text key: only = and != (another operator is
+//     pushed back into the value, so error.received as a text key never
+//     matches a date comparison); * is a wildcard (case-insensitive); a name
+//     Sentry does not know is a tag, which simulated events do not have: it
+//     is "" (key:"" and !key:x match, has:key does not).
+//
+// Aggregate filters (count():>5), "is:" and the project: slug filter are not
+// simulated (400 saying so).
+
+// searchFilter is one parsed key:value filter (a SearchFilter).
+type searchFilter struct {
+	key  string
+	op   string // =, !=, >, >=, <, <=, IN, NOT IN
+	kind byte   // 'd' date, 'n' numeric, 't' text
+	date int64  // unix nanos, for dates
+	nums []float64
+	strs []string // text values, as given
+	res  []*regexp.Regexp
+	tag  bool // a name the deployment does not know: a tag, "" here
+}
+
+// compile prepares the patterns of a text filter's values with a wildcard
+// (res[i] is nil for a plain value). The message filter matches anywhere in
+// the message; other keys match the whole value.
+func (f *searchFilter) compile() *searchFilter {
+	f.res = make([]*regexp.Regexp, len(f.strs))
+	for i, v := range f.strs {
+		if hasWildcard(v) {
+			f.res[i] = translateWildcard(v, f.key != "message")
+		}
+	}
+	return f
+}
+
+// searchNode is a parsed query: a filter, or an AND/OR of nodes.
+type searchNode struct {
+	f    *searchFilter
+	or   bool
+	kids []*searchNode
+}
+
+// searchTerm is an element of a term list: a filter, "AND"/"OR", or a
+// parenthesised term list.
+type searchTerm struct {
+	f     *searchFilter
+	op    string
+	paren []searchTerm
+}
+
+// searchError is an InvalidSearchQuery: a 400 with its message.
+type searchError struct{ msg string }
+
+func (e *searchError) Error() string { return e.msg }
+
+func searchErrf(format string, args ...any) *searchError {
+	return &searchError{msg: fmt.Sprintf(format, args...)}
+}
+
+// discoverKeys describes how the simulated deployment treats a search key.
+type discoverKeys struct {
+	noReceived    bool // error.received refused (Invalid key for this search)
+	receivedIsTag bool // error.received unknown: a tag, as any unknown name
+}
+
+func (k discoverKeys) isDate(key string) bool {
+	return key == "timestamp" || (key == "error.received" && !k.receivedIsTag)
+}
+
+// isTag reports a name the deployment does not know: Sentry resolves it to
+// tags[name] (get_snuba_column_name), which simulated events do not have.
+func (k discoverKeys) isTag(key string) bool {
+	if key == "error.received" {
+		return k.receivedIsTag
+	}
+	if m := tagKeyRE.FindString(key); len(m) == len(key) && m != "" {
+		return true
+	}
+	_, known := discoverColumns[key]
+	return !known
+}
+
+func isNumericKey(key string) bool {
+	switch key {
+	case "project.id", "project_id", "issue.id":
+		return true
+	}
+	return false
+}
+
+type searchParser struct {
+	q    string
+	pos  int
+	now  time.Time
+	keys discoverKeys
+}
+
+// parseSearch parses query into a condition tree; nil means no condition.
+func parseSearch(query string, now time.Time, keys discoverKeys) (*searchNode, error) {
+	p := &searchParser{q: query, now: now, keys: keys}
+	terms, err := p.terms(false)
+	if err != nil {
+		return nil, err
+	}
+	if len(terms) == 0 {
+		return nil, nil
+	}
+	return buildBoolean(terms)
+}
+
+// errUnclosed is an unmatched "(" found inside a parenthesised group; the
+// top level reports it where the group began.
+var errUnclosed = &searchError{msg: "unclosed parenthesis"}
+
+// parseError is parse_search_query's message for an IncompleteParseError
+// at byte offset pos: the grammar matched the terms before pos and no term
+// at pos.
+func (p *searchParser) parseError(pos int) error {
+	idx := pos + 1 // e.column(), used as an index
+	lo, hi := max(0, idx-5), min(len(p.q), idx+5)
+	idx = min(idx, len(p.q))
+	return searchErrf("Parse error at '%s%s' (column %d). This is commonly caused by unmatched parentheses. Enclose any text in double quotes.",
+		p.q[lo:idx], p.q[idx:hi], pos+1)
+}
+
+func (p *searchParser) skipSpaces() {
+	for p.pos < len(p.q) && p.q[p.pos] == ' ' {
+		p.pos++
+	}
+}
+
+// atEndValue is end_value: a tab, newline, space, ")" or the end.
+func (p *searchParser) atEndValue(i int) bool {
+	return i >= len(p.q) || strings.IndexByte("\t\n )", p.q[i]) >= 0
+}
+
+func (p *searchParser) terms(inParen bool) ([]searchTerm, error) {
+	var out []searchTerm
+	var free []string
+	flush := func() {
+		if len(free) > 0 {
+			out = append(out, searchTerm{f: (&searchFilter{key: "message", op: "=", kind: 't', strs: []string{strings.Join(free, " ")}}).compile()})
+			free = nil
+		}
+	}
+	for {
+		p.skipSpaces()
+		if p.pos >= len(p.q) {
+			if inParen {
+				return nil, errUnclosed
+			}
+			flush()
+			return out, nil
+		}
+		switch c := p.q[p.pos]; {
+		case c == ')':
+			if !inParen {
+				return nil, p.parseError(p.pos)
+			}
+			p.pos++
+			flush()
+			return out, nil
+		case c == '(':
+			start := p.pos
+			p.pos++
+			kids, err := p.terms(true)
+			if err == errUnclosed && !inParen {
+				return nil, p.parseError(start)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if len(kids) == 0 { // "()" is free text (free_parens)
+				free = append(free, p.q[start:p.pos])
+				continue
+			}
+			flush()
+			out = append(out, searchTerm{paren: kids})
+			continue
+		case c == '"':
+			save := p.pos
+			if v, ok := p.quoted(); ok {
+				flush()
+				out = append(out, searchTerm{f: (&searchFilter{key: "message", op: "=", kind: 't', strs: []string{v}}).compile()})
+				continue
+			}
+			p.pos = save // not a quoted_value: an unquoted word
+		}
+		if op := p.boolOperator(); op != "" {
+			flush()
+			out = append(out, searchTerm{op: op})
+			continue
+		}
+		fs, ok, err := p.filter()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			flush()
+			for _, f := range fs {
+				out = append(out, searchTerm{f: f})
+			}
+			continue
+		}
+		// free_text_unquoted: words up to the next filter or operator.
+		start := p.pos
+		for p.pos < len(p.q) && strings.IndexByte("()\n ", p.q[p.pos]) < 0 {
+			p.pos++
+		}
+		free = append(free, p.q[start:p.pos])
+	}
+}
+
+// boolOperator consumes AND or OR (any case) followed by end_value.
+func (p *searchParser) boolOperator() string {
+	for _, op := range []string{"AND", "OR"} {
+		end := p.pos + len(op)
+		if end <= len(p.q) && strings.EqualFold(p.q[p.pos:end], op) && p.atEndValue(end) {
+			p.pos = end
+			return op
+		}
+	}
+	return ""
+}
+
+// quoted consumes a quoted_value and returns its text (\" unescaped).
+func (p *searchParser) quoted() (string, bool) {
+	i := p.pos + 1
+	var b strings.Builder
+	for i < len(p.q) {
+		switch {
+		case p.q[i] == '\\' && i+1 < len(p.q) && p.q[i+1] == '"':
+			b.WriteByte('"')
+			i += 2
+		case p.q[i] == '"':
+			p.pos = i + 1
+			return b.String(), true
+		default:
+			b.WriteByte(p.q[i])
+			i++
+		}
+	}
+	return "", false
+}
+
+var (
+	keyRE        = regexp.MustCompile(`^[a-zA-Z0-9_.-]+`)
+	tagKeyRE     = regexp.MustCompile(`^tags\[([a-zA-Z0-9_.:-]+)\]`)
+	quotedKeyRE  = regexp.MustCompile(`^"([a-zA-Z0-9_.:-]+)"`)
+	isoDateRE    = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$`)
+	relDateRE    = regexp.MustCompile(`^[+-][0-9]+[wdhm]$`)
+	numericValRE = regexp.MustCompile(`^-?[0-9]+(\.[0-9]*)?([kmbKMB])?$`)
+)
+
+// filter parses a key:value filter at p.pos; ok is false (and nothing
+// consumed) when there is none.
+func (p *searchParser) filter() ([]*searchFilter, bool, error) {
+	start := p.pos
+	i := p.pos
+	negated := false
+	if i < len(p.q) && p.q[i] == '!' {
+		negated = true
+		i++
+	}
+	rest := p.q[i:]
+	var key string
+	switch {
+	case tagKeyRE.MatchString(rest):
+		m := tagKeyRE.FindStringSubmatch(rest)
+		key, i = m[0], i+len(m[0])
+	case quotedKeyRE.MatchString(rest):
+		m := quotedKeyRE.FindStringSubmatch(rest)
+		key, i = m[1], i+len(m[0])
+	case keyRE.MatchString(rest):
+		key = keyRE.FindString(rest)
+		i += len(key)
+		if i < len(p.q) && p.q[i] == '(' {
+			if j := strings.IndexByte(p.q[i:], ')'); j >= 0 && i+j+1 < len(p.q) && p.q[i+j+1] == ':' {
+				return nil, false, searchErrf("sentrysim does not simulate aggregate filters (%s)", p.q[start:i+j+1])
+			}
+			return nil, false, nil
+		}
+	default:
+		return nil, false, nil
+	}
+	if i >= len(p.q) || p.q[i] != ':' {
+		return nil, false, nil
+	}
+	i++
+	p.pos = i
+	if p.keys.noReceived && key == "error.received" {
+		// visit_search_key: a key outside the search's allowed keys.
+		return nil, false, searchErrf("Invalid key for this search: %s", key)
+	}
+	switch key {
+	case "has":
+		return p.hasFilter(negated)
+	case "is":
+		return nil, false, searchErrf(`"is:" queries are not supported in this search.`)
+	case "project", "project.name":
+		return nil, false, searchErrf("sentrysim does not simulate the %s: filter; use project.id", key)
+	}
+
+	op := ""
+	for _, o := range []string{">=", "<=", "!=", ">", "<", "="} {
+		if strings.HasPrefix(p.q[p.pos:], o) {
+			op = o
+			p.pos += len(o)
+			break
+		}
+	}
+	var raw string
+	var list []string
+	quoted := false
+	switch {
+	case op == "" && p.pos < len(p.q) && p.q[p.pos] == '[':
+		l, err := p.inList()
+		if err != nil {
+			return nil, false, err
+		}
+		list = l
+	case p.pos < len(p.q) && p.q[p.pos] == '"':
+		s := p.pos
+		v, ok := p.quoted()
+		if !ok {
+			// visit_value: a value that starts with an unescaped quote.
+			for p.pos = s; p.pos < len(p.q) && strings.IndexByte("()\t\n ", p.q[p.pos]) < 0; p.pos++ {
+			}
+			return nil, false, searchErrf("Invalid quote at '%s': quotes must enclose text or be escaped.", p.q[s:p.pos])
+		}
+		raw, quoted = v, true
+	default:
+		s := p.pos
+		for p.pos < len(p.q) && strings.IndexByte("()\t\n ", p.q[p.pos]) < 0 {
+			p.pos++
+		}
+		raw = p.q[s:p.pos]
+	}
+	f, err := p.classify(key, negated, op, raw, list, quoted)
+	if err != nil {
+		return nil, false, err
+	}
+	return f, true, nil
+}
+
+// inList parses [a, b, "c"] followed by end_value.
+func (p *searchParser) inList() ([]string, error) {
+	p.pos++ // [
+	var out []string
+	for {
+		p.skipSpaces()
+		if p.pos >= len(p.q) {
+			return nil, p.parseError(p.pos)
+		}
+		var v string
+		if p.q[p.pos] == '"' {
+			s, ok := p.quoted()
+			if !ok {
+				return nil, p.parseError(p.pos)
+			}
+			v = s
+		} else {
+			s := p.pos
+			for p.pos < len(p.q) && strings.IndexByte("(), ]", p.q[p.pos]) < 0 {
+				p.pos++
+			}
+			v = p.q[s:p.pos]
+		}
+		p.skipSpaces()
+		if v == "" {
+			return nil, searchErrf("Lists should not have empty values")
+		}
+		out = append(out, v)
+		if p.pos < len(p.q) && p.q[p.pos] == ',' {
+			p.pos++
+			continue
+		}
+		if p.pos < len(p.q) && p.q[p.pos] == ']' && p.atEndValue(p.pos+1) {
+			p.pos++
+			return out, nil
+		}
+		return nil, p.parseError(p.pos)
+	}
+}
+
+func (p *searchParser) hasFilter(negated bool) ([]*searchFilter, bool, error) {
+	rest := p.q[p.pos:]
+	var key string
+	switch {
+	case tagKeyRE.MatchString(rest):
+		key = tagKeyRE.FindString(rest)
+	case keyRE.MatchString(rest):
+		key = keyRE.FindString(rest)
+	default:
+		return nil, false, searchErrf(`Invalid format for "has" search: was expecting a field or tag instead`)
+	}
+	p.pos += len(key)
+	if p.keys.noReceived && key == "error.received" {
+		return nil, false, searchErrf("Invalid key for this search: %s", key)
+	}
+	op := "!="
+	if negated {
+		op = "="
+	}
+	return []*searchFilter{(&searchFilter{key: key, op: op, kind: 't', strs: []string{""}, tag: p.keys.isTag(key)}).compile()}, true, nil
+}
+
+// negate is handle_negation's OPERATOR_NEGATION_MAP.
+func negate(op string) string {
+	switch op {
+	case "=":
+		return "!="
+	case "<=":
+		return ">"
+	case ">=":
+		return "<"
+	case ">":
+		return "<="
+	case "<":
+		return ">="
+	case "IN":
+		return "NOT IN"
+	}
+	return "!="
+}
+
+// pyListRepr renders a list of strings as Python's repr does.
+func pyListRepr(vs []string) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = pyRepr(v)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// classify turns a key, operator and value into a filter, as the grammar's
+// date, numeric and text filters and _handle_basic_filter do.
+func (p *searchParser) classify(key string, negated bool, op, raw string, list []string, quoted bool) ([]*searchFilter, error) {
+	if p.keys.isDate(key) && !negated && list == nil && !quoted {
+		switch {
+		case op != "" && isoDateRE.MatchString(raw):
+			t, err := parseSearchDate(raw)
+			if err != nil {
+				return nil, err
+			}
+			return []*searchFilter{{key: key, op: op, kind: 'd', date: t.UnixNano()}}, nil
+		case op == "" && isoDateRE.MatchString(raw):
+			lo, hi, err := parseSearchDateValue(raw)
+			if err != nil {
+				return nil, err
+			}
+			return []*searchFilter{{key: key, op: ">=", kind: 'd', date: lo.UnixNano()}, {key: key, op: "<", kind: 'd', date: hi.UnixNano()}}, nil
+		case op == "" && relDateRE.MatchString(raw):
+			n, _ := strconv.ParseInt(raw[1:len(raw)-1], 10, 64)
+			unit := map[byte]time.Duration{'w': 7 * 24 * time.Hour, 'd': 24 * time.Hour, 'h': time.Hour, 'm': time.Minute}[raw[len(raw)-1]]
+			t := p.now.Add(-time.Duration(n) * unit)
+			if raw[0] == '-' {
+				return []*searchFilter{{key: key, op: ">=", kind: 'd', date: t.UnixNano()}}, nil
+			}
+			return []*searchFilter{{key: key, op: "<=", kind: 'd', date: t.UnixNano()}}, nil
+		}
+	}
+	if isNumericKey(key) && !quoted {
+		switch {
+		case list != nil:
+			nums := make([]float64, 0, len(list))
+			good := true
+			for _, v := range list {
+				n, ok := parseNumeric(v)
+				if !ok {
+					good = false
+					break
+				}
+				nums = append(nums, n)
+			}
+			if good {
+				o := "IN"
+				if negated {
+					o = negate(o)
+				}
+				return []*searchFilter{{key: key, op: o, kind: 'n', nums: nums}}, nil
+			}
+		default:
+			if n, ok := parseNumeric(raw); ok {
+				o := op
+				if o == "" {
+					o = "="
+				}
+				if negated {
+					o = negate(o)
+				}
+				return []*searchFilter{{key: key, op: o, kind: 'n', nums: []float64{n}}}, nil
+			}
+		}
+	}
+	// text_filter / text_in_filter, then _handle_basic_filter.
+	if list != nil {
+		o := "IN"
+		if negated {
+			o = negate(o)
+		}
+		if err := p.basicCheck(key, pyListRepr(list)); err != nil {
+			return nil, err
+		}
+		return []*searchFilter{(&searchFilter{key: key, op: o, kind: 't', strs: list, tag: p.keys.isTag(key)}).compile()}, nil
+	}
+	if raw == "" && !quoted {
+		if p.keys.isDate(key) || isNumericKey(key) {
+			return nil, p.basicCheck(key, "")
+		}
+		return nil, searchErrf("Empty string after '%s:'", key)
+	}
+	o := op
+	if o == "" {
+		o = "="
+	}
+	if o != "=" && o != "!=" {
+		raw, o = o+raw, "="
+	}
+	if negated {
+		o = negate(o)
+	}
+	if err := p.basicCheck(key, raw); err != nil {
+		return nil, err
+	}
+	return []*searchFilter{(&searchFilter{key: key, op: o, kind: 't', strs: []string{raw}, tag: p.keys.isTag(key)}).compile()}, nil
+}
+
+// basicCheck is _handle_basic_filter: a date or numeric key that reaches a
+// text filter had a value of the wrong format.
+func (p *searchParser) basicCheck(key, raw string) error {
+	switch {
+	case p.keys.isDate(key):
+		return searchErrf("%s: Invalid date: %s. Expected +/-duration (e.g. +1h) or ISO 8601-like (e.g. %s).", key, raw, pyNowExample(p.now))
+	case isNumericKey(key):
+		return searchErrf("%s: Invalid number: %s. Expected number then optional k, m, or b suffix (e.g. 500k).", key, raw)
+	}
+	return nil
+}
+
+// pyNowExample is datetime.now().isoformat()[:-4], the example in
+// _handle_basic_filter's invalid-date message (the server runs in UTC).
+func pyNowExample(now time.Time) string {
+	now = now.UTC()
+	s := now.Format("2006-01-02T15:04:05")
+	if us := now.Nanosecond() / 1000; us != 0 {
+		s += fmt.Sprintf(".%06d", us)
+	}
+	return s[:len(s)-4]
+}
+
+// parseNumeric is parse_numeric_value: a number with an optional k, m or b
+// multiplier.
+func parseNumeric(v string) (float64, bool) {
+	if !numericValRE.MatchString(v) {
+		return 0, false
+	}
+	mult := 1.0
+	switch v[len(v)-1] {
+	case 'k', 'K':
+		mult, v = 1e3, v[:len(v)-1]
+	case 'm', 'M':
+		mult, v = 1e6, v[:len(v)-1]
+	case 'b', 'B':
+		mult, v = 1e9, v[:len(v)-1]
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f * mult, true
+}
+
+// parseSearchDate is parse_datetime_string (src/sentry/search/utils.py):
+// "Z" and a "+hh:mm" offset are dropped (the time is taken as UTC), a
+// "-hh:mm" offset goes through fromisoformat and is converted.
+func parseSearchDate(v string) (time.Time, error) {
+	s := strings.TrimSuffix(v, "Z")
+	if len(s) >= 6 && s[len(s)-6] == '+' {
+		s = s[:len(s)-6]
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05.999999", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	if t, err := time.Parse("2006-01-02T15:04:05.999999-07:00", s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, searchErrf("%s is not a valid ISO8601 date query", s)
+}
+
+// parseSearchDateValue is parse_datetime_value: a date means that whole
+// day, a datetime five minutes either side of it.
+func parseSearchDateValue(v string) (lo, hi time.Time, err error) {
+	s := strings.TrimSuffix(v, "Z")
+	if len(s) == 10 {
+		t, err := time.Parse("2006-01-02", s)
+		if err != nil {
+			return lo, hi, searchErrf("%s is not a valid ISO8601 date query", s)
+		}
+		return t, t.Add(24 * time.Hour), nil
+	}
+	t, err := parseSearchDate(v)
+	if err != nil {
+		return lo, hi, err
+	}
+	return t.Add(-5 * time.Minute), t.Add(5 * time.Minute), nil
+}
+
+// buildBoolean is resolve_boolean_conditions: AND binds tighter than OR,
+// and an operator needs a condition on both sides.
+func buildBoolean(terms []searchTerm) (*searchNode, error) {
+	if len(terms) == 1 && terms[0].op == "" {
+		if terms[0].paren != nil {
+			return buildBoolean(terms[0].paren)
+		}
+		return &searchNode{f: terms[0].f}, nil
+	}
+	var prev *searchTerm
+	var kept []searchTerm
+	for i := range terms {
+		t := &terms[i]
+		switch {
+		case prev != nil && prev.op != "" && t.op != "":
+			return nil, searchErrf("Missing condition in between two condition operators: '%s %s'", prev.op, t.op)
+		case prev == nil && t.op != "":
+			return nil, searchErrf("Condition is missing on the left side of '%s' operator", t.op)
+		}
+		if t.op != "AND" {
+			kept = append(kept, *t)
+		}
+		prev = t
+	}
+	if prev != nil && prev.op != "" {
+		return nil, searchErrf("Condition is missing on the right side of '%s' operator", prev.op)
+	}
+	for i, t := range kept {
+		if t.op == "OR" {
+			l, err := buildBoolean(kept[:i])
+			if err != nil {
+				return nil, err
+			}
+			r, err := buildBoolean(kept[i+1:])
+			if err != nil {
+				return nil, err
+			}
+			return &searchNode{or: true, kids: []*searchNode{l, r}}, nil
+		}
+	}
+	n := &searchNode{}
+	for _, t := range kept {
+		k, err := buildBoolean([]searchTerm{t})
+		if err != nil {
+			return nil, err
+		}
+		n.kids = append(n.kids, k)
+	}
+	return n, nil
+}
+
+// translateWildcard is translate_wildcard: a value with * becomes a
+// regular expression, matched case-insensitively (match(col, '(?i)…') in
+// the query builder), anchored at both ends unless it is for the message
+// filter (message_filter_converter strips the anchors).
+func translateWildcard(pat string, anchored bool) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("(?is)")
+	if anchored {
+		b.WriteByte('^')
+	}
+	for i := 0; i < len(pat); i++ {
+		c := pat[i]
+		switch {
+		case c == '\\' && i+1 < len(pat):
+			i++
+			b.WriteString(regexp.QuoteMeta(pat[i : i+1]))
+		case c == '*':
+			b.WriteString(".*")
+		default:
+			b.WriteString(regexp.QuoteMeta(pat[i : i+1]))
+		}
+	}
+	if anchored {
+		b.WriteByte('$')
+	}
+	return regexp.MustCompile(b.String())
+}
+
+// hasWildcard reports an unescaped * (WILDCARD_CHARS).
+func hasWildcard(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '*':
+			return true
+		}
+	}
+	return false
+}
