@@ -123,7 +123,8 @@ type searchParser struct {
 
 // parseSearch parses query into a condition tree; nil means no condition.
 func parseSearch(query string, now time.Time, keys discoverKeys) (*searchNode, error) {
-	p := &searchParser{q: query, now: now, keys: keys}
+	// Django decodes the query string as UTF-8, replacing invalid bytes.
+	p := &searchParser{q: strings.ToValidUTF8(query, "\uFFFD"), now: now, keys: keys}
 	terms, err := p.terms(false)
 	if err != nil {
 		return nil, err
@@ -232,6 +233,12 @@ func (p *searchParser) terms(inParen bool) ([]searchTerm, error) {
 		start := p.pos
 		for p.pos < len(p.q) && strings.IndexByte("()\n ", p.q[p.pos]) < 0 {
 			p.pos++
+		}
+		if p.pos == start { // a newline: no term matches here
+			if inParen {
+				return nil, errUnclosed
+			}
+			return nil, p.parseError(p.pos)
 		}
 		free = append(free, p.q[start:p.pos])
 	}
@@ -695,16 +702,16 @@ func translateWildcard(pat string, anchored bool) *regexp.Regexp {
 	if anchored {
 		b.WriteByte('^')
 	}
-	for i := 0; i < len(pat); i++ {
-		c := pat[i]
-		switch {
-		case c == '\\' && i+1 < len(pat):
+	rs := []rune(strings.ToValidUTF8(pat, "\uFFFD"))
+	for i := 0; i < len(rs); i++ {
+		switch c := rs[i]; {
+		case c == '\\' && i+1 < len(rs):
 			i++
-			b.WriteString(regexp.QuoteMeta(pat[i : i+1]))
+			b.WriteString(regexp.QuoteMeta(string(rs[i])))
 		case c == '*':
 			b.WriteString(".*")
 		default:
-			b.WriteString(regexp.QuoteMeta(pat[i : i+1]))
+			b.WriteString(regexp.QuoteMeta(string(c)))
 		}
 	}
 	if anchored {

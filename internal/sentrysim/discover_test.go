@@ -359,6 +359,7 @@ func TestDiscoverErrors(t *testing.T) {
 		{"unmatched_paren", ok + q("(level:error"), 400, "Parse error at '(level' (column 1). This is commonly caused by unmatched parentheses. Enclose any text in double quotes."},
 		{"unmatched_inner_paren", ok + q("level:error (title:x (message:y)"), 400, "Parse error at 'ror (title' (column 13). This is commonly caused by unmatched parentheses. Enclose any text in double quotes."},
 		{"stray_paren", ok + q("level:error)"), 400, "Parse error at 'rror)' (column 12). This is commonly caused by unmatched parentheses. Enclose any text in double quotes."},
+		{"newline", ok + q("level:error\nfoo"), 400, "Parse error at 'rror\nfoo' (column 12). This is commonly caused by unmatched parentheses. Enclose any text in double quotes."},
 		{"unterminated_quote", ok + q(`title:"abc`), 400, `Invalid quote at '"abc': quotes must enclose text or be escaped.`},
 		{"dangling_or", ok + q("level:error OR"), 400, "Condition is missing on the right side of 'OR' operator"},
 		{"leading_and", ok + q("AND level:error"), 400, "Condition is missing on the left side of 'AND' operator"},
@@ -736,4 +737,29 @@ func TestDiscoverRetention(t *testing.T) {
 	if r.status != 400 || r.detail(t) != "Invalid date range. Please try a more recent date range." {
 		t.Errorf("range before the retention: %d %s", r.status, r.body)
 	}
+}
+
+// FuzzParseSearch: any query either parses or is refused, without a panic
+// and in bounded time (every step of the parser consumes input).
+func FuzzParseSearch(f *testing.F) {
+	for _, s := range []string{"", "a:b", "!a:[1, 2]", `a:"x\"y"`, "(a:b OR c:>=2026-01-01T00:00:00) d", "has:x", "count():>1",
+		"error.received:-1h", "project.id:5k", "timestamp:2026-01-01", "a\nb", "((", "))", `"`, "a:\"", "OR AND", "tags[x]:y", "()"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, q string, tag bool) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			n, err := parseSearch(q, t0, discoverKeys{receivedIsTag: tag})
+			if err == nil && n != nil {
+				n.match(&drow{g: &group{}})
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("parseSearch(%q) did not return", q)
+		}
+	})
 }
