@@ -136,6 +136,11 @@ func (x *run) selectActive(ctx context.Context, projects []*project) []*project 
 
 // receivedSince returns accepted errors received in [start, end) per project
 // id, from one stats_v2 request grouped by project.
+//
+// It sends project=-1: grouped by project without a project parameter,
+// stats_v2 covers only the projects whose teams the token's user is a member
+// of, so a user token's other projects would have no group, look idle, and
+// be read only by their full sweep.
 func (x *run) receivedSince(ctx context.Context, start, end time.Time) (map[string]int64, error) {
 	st, err := x.s.opts.Stats.OrgStats(ctx, sentry.StatsQuery{
 		Org:            x.s.opts.Org,
@@ -144,6 +149,7 @@ func (x *run) receivedSince(ctx context.Context, start, end time.Time) (map[stri
 		Interval:       idleStatsInterval,
 		Category:       "error",
 		Outcomes:       []string{"accepted"},
+		Projects:       []string{sentry.AllProjects},
 		GroupByProject: true,
 	})
 	if err != nil {

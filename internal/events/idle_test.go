@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/secops-collectors/sentry-gcs/internal/clock"
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
 	"github.com/secops-collectors/sentry-gcs/internal/logging"
@@ -90,8 +92,9 @@ func (w *idleWorld) check() {
 }
 
 // TestIdleTickCostsConstantRequests: an idle organisation of 1,000 projects
-// costs the project listing (10 pages of 100) plus one stats_v2 request per
-// tick, and no project events request; late events with old timestamps are
+// costs the project listing (10 pages of 100, in the default rate-limit
+// group) plus one stats_v2 request (in stats_v2's own group) per tick, and no
+// project events request; late events with old timestamps are
 // counted by received time, so exactly their projects are read, and nothing
 // is lost or duplicated.
 func TestIdleTickCostsConstantRequests(t *testing.T) {
@@ -122,9 +125,9 @@ func TestIdleTickCostsConstantRequests(t *testing.T) {
 		w.clk.Advance(5 * time.Minute)
 		s, req = w.tick()
 		t.Logf("idle tick %d: requests %v, skipped %d", i, req, s.Projects.Skipped)
-		if req[sentrysim.GroupEvents] != 0 || req[sentrysim.GroupDefault] != listPages+1 || s.Projects.Skipped != n {
-			t.Fatalf("idle tick %d: events requests %d, default-group requests %d, skipped %d; want 0, %d (listing + 1 stats), %d",
-				i, req[sentrysim.GroupEvents], req[sentrysim.GroupDefault], s.Projects.Skipped, listPages+1, n)
+		want := map[string]int64{sentrysim.GroupEvents: 0, sentrysim.GroupDefault: listPages, sentrysim.GroupStats: 1}
+		if diff := cmp.Diff(want, req); diff != "" || s.Projects.Skipped != n {
+			t.Fatalf("idle tick %d: skipped %d, want %d; requests by group (-want +got):\n%s", i, s.Projects.Skipped, n, diff)
 		}
 		if s.WorkRemaining || s.Projects.StatsFallback {
 			t.Fatalf("idle tick %d: work remaining %v, stats fallback %v", i, s.WorkRemaining, s.Projects.StatsFallback)
@@ -215,6 +218,34 @@ func TestIdleFullSweepBoundsSkipping(t *testing.T) {
 	}
 	if written != 2 {
 		t.Fatalf("sweep wrote %d events, want 2", written)
+	}
+	w.check()
+}
+
+// TestIdleDetectionSeesEveryProjectOfAUserToken: a user token is a member of
+// only some projects' teams, and stats_v2 grouped by project covers only
+// those unless asked for project=-1. The stats request asks for every
+// accessible project, so an event received in a project the user is not a
+// member of is read in the next tick, not an hour later by the full sweep.
+func TestIdleDetectionSeesEveryProjectOfAUserToken(t *testing.T) {
+	t.Parallel()
+	const n = 10
+	w := newIdleWorld(t, n)
+	var member []string
+	for _, p := range w.projects[:n/2] {
+		member = append(member, p.ID)
+	}
+	w.sim.SetToken("tok", sentrysim.TokenInfo{Kind: sentrysim.TokenUser, Projects: member})
+	w.tick()
+	w.clk.Advance(5 * time.Minute)
+	w.tick() // settled: every project idle from here on
+	outsider := w.projects[n-1]
+	w.sim.AddEvent(outsider.ID, sentrysim.EventSpec{Timestamp: w.clk.Now().Add(-time.Minute)})
+	w.clk.Advance(5 * time.Minute)
+	s, req := w.tick()
+	if s.Records != 1 || req[sentrysim.GroupEvents] != 1 || s.Projects.Skipped != n-1 || s.Projects.StatsFallback {
+		t.Fatalf("event in a project outside the user's teams: written %d, events requests %d, skipped %d, fallback %v; want 1, 1, %d, false",
+			s.Records, req[sentrysim.GroupEvents], s.Projects.Skipped, s.Projects.StatsFallback, n-1)
 	}
 	w.check()
 }
