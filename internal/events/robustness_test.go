@@ -16,7 +16,8 @@ import (
 )
 
 // Regression tests: the overlap bound, a failing project among healthy ones,
-// explicit zero durations, an undecodable checkpoint, the soft stop, bad rows.
+// explicit zero durations, an undecodable checkpoint, the soft stop, bad rows,
+// rows out of order.
 
 func TestOverlapMustBeAtMostHalfTheMaxWindow(t *testing.T) {
 	t.Parallel()
@@ -270,4 +271,41 @@ func TestProjectFailingForAnHourIsLoggedForTheAlert(t *testing.T) {
 	if cp := e.checkpoint("2"); cp.Failing || !cp.FailingSince.IsZero() {
 		t.Errorf("after recovery: failing %v since %v", cp.Failing, cp.FailingSince)
 	}
+}
+
+// disorderAPI serves every page after the first with its oldest row moved
+// to the front: rows out of Sentry's order (-timestamp, -event_id).
+type disorderAPI struct{ API }
+
+func (d disorderAPI) ListEvents(ctx context.Context, q sentry.EventsQuery) (sentry.Page[sentry.Event], error) {
+	p, err := d.API.ListEvents(ctx, q)
+	if err == nil && q.Cursor != "" && len(p.Items) > 1 {
+		last := p.Items[len(p.Items)-1]
+		p.Items = append([]sentry.Event{last}, p.Items[:len(p.Items)-1]...)
+	}
+	return p, err
+}
+
+// TestRowsOutOfOrderFailThePage: the window's frontier assumes rows newest
+// first; a page that breaks the order fails as a transient protocol error
+// (what was read before it is committed), never skipping a row silently, and
+// a later run with a well-ordered Sentry collects the rest exactly once.
+func TestRowsOutOfOrderFailThePage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "1")
+	for i := range 150 {
+		e.api.Add("1", 1, t0.Add(-time.Hour+time.Duration(i)*time.Second))
+	}
+	s, err := e.runWith(e.streamWith(disorderAPI{e.api}, nil, nil))
+	if !failure.IsTransient(err) || !engine.IsReadError(err) {
+		t.Fatalf("run over a disordered page: err %v, want a transient read error", err)
+	}
+	if s.Records != 100 || s.Projects.Failed != 1 || len(s.Projects.Failures) != 1 ||
+		!strings.Contains(s.Projects.Failures[0].Error, "out of Sentry's order") {
+		t.Fatalf("written %d, failed %d, failures %+v; want the first page written and the project failed on the order", s.Records, s.Projects.Failed, s.Projects.Failures)
+	}
+	if s = e.run(); s.Records != 50 {
+		t.Errorf("next run: written %d, want the 50 rows of the failed page and after", s.Records)
+	}
+	e.check()
 }
