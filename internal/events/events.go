@@ -32,7 +32,16 @@ const (
 	DefaultInitialLookback    = 24 * time.Hour
 	DefaultMaxWindow          = 24 * time.Hour
 	DefaultFullSweepInterval  = time.Hour
+	// DefaultRetention is the event retention of most Sentry plans (some
+	// keep 30 days).
+	DefaultRetention = 90 * 24 * time.Hour
 )
+
+// minPlanRetention is the shortest event retention of Sentry's plans: a
+// window read that fails with a server error and ends before now −
+// minPlanRetention may be a window older than the organisation's retention
+// (see Options.Retention), and its error says so.
+const minPlanRetention = 30 * 24 * time.Hour
 
 // Tuning constants.
 const (
@@ -88,6 +97,21 @@ type Options struct {
 	// downtime is split, caught up one after the other); default 24h.
 	// Backfill de-duplication relies on this bound.
 	MaxWindow time.Duration
+	// Retention is how long Sentry keeps the organisation's events: 90
+	// days on most plans (the default, DefaultRetention), 30 on some.
+	// Sentry does not tell the collector, so it is configured. Sentry has
+	// deleted every event older than now − Retention, and it answers a
+	// window that ends before that with a server error (500), which would
+	// be retried every run for ever. So no window reaches further back: a
+	// window in progress that lies entirely before now − Retention is
+	// closed without being read, and a new window starts no earlier than
+	// now − Retention. Each skip is logged (WARN, with the project and the
+	// range skipped) and counted in the run summary
+	// (retention_clipped_projects). Negative: unlimited, never clip. A
+	// value set longer than the real retention brings the endless server
+	// errors back after a downtime longer than the real retention; the
+	// project's error then says so. At least 24h.
+	Retention time.Duration
 	// Stats, when set, turns on idle detection (idle.go).
 	Stats StatsAPI
 	// FullSweepInterval bounds how long idle detection may skip a project;
@@ -147,6 +171,9 @@ func New(opts Options, api API, env engine.Env) (*Stream, error) {
 	if opts.FullSweepInterval == 0 {
 		opts.FullSweepInterval = DefaultFullSweepInterval
 	}
+	if opts.Retention == 0 {
+		opts.Retention = DefaultRetention
+	}
 	if err := CheckPrefixes(opts.Org, opts.DataPrefix, opts.StatePrefix, Name); err != nil {
 		return nil, err
 	}
@@ -155,6 +182,8 @@ func New(opts Options, api API, env engine.Env) (*Stream, error) {
 		return nil, fmt.Errorf("%w: max projects must be positive, got %d", failure.ErrConfig, opts.MaxProjects)
 	case opts.Lag < 0, opts.Overlap < 0, opts.InitialLookback < 0:
 		return nil, fmt.Errorf("%w: lag, overlap and initial look-back must not be negative", failure.ErrConfig)
+	case opts.Retention > 0 && opts.Retention < 24*time.Hour:
+		return nil, fmt.Errorf("%w: the event retention is %s but Sentry keeps events for whole days, at least one", failure.ErrConfig, opts.Retention)
 	case opts.Overlap > opts.MaxWindow/2:
 		return nil, fmt.Errorf("%w: the overlap (COLLECT_OVERLAP) is %s but must be at most half the maximum window (%s): each window re-reads the overlap before the watermark, so a larger one would stop the watermark from moving forward", failure.ErrConfig, opts.Overlap, opts.MaxWindow/2)
 	}
@@ -189,6 +218,15 @@ func (s *Stream) CheckpointKey(projectID string) string {
 
 // LeaseKey is the stream's lease.
 func (s *Stream) LeaseKey() string { return s.opts.StatePrefix + "events/lease.json" }
+
+// retentionEdge is the oldest time Sentry still keeps events for at now
+// (ok false: retention unlimited).
+func (s *Stream) retentionEdge(now time.Time) (edge time.Time, ok bool) {
+	if s.opts.Retention < 0 {
+		return time.Time{}, false
+	}
+	return now.Add(-s.opts.Retention).Truncate(time.Second), true
+}
 
 // overlap is the overlap a window applies: Overlap, bounded by MaxWindow/2
 // so that every window ends after the watermark.

@@ -525,6 +525,7 @@ func TestNewValidates(t *testing.T) {
 		{name: "state_inside_data", opts: Options{Org: "a", DataPrefix: "sentry/events/", StatePrefix: "sentry/events/state/"}, want: "must not lie inside"},
 		{name: "state_key_inside_data", opts: Options{Org: "a", DataPrefix: "sentry/events/", StatePrefix: "sentry/"}, want: "must not lie inside"},
 		{name: "empty_data_prefix", opts: Options{Org: "a", StatePrefix: "s/"}, want: "data prefix"},
+		{name: "retention_under_a_day", opts: Options{Org: "a", DataPrefix: "d/", StatePrefix: "s/", Retention: time.Hour}, want: "retention"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

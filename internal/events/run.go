@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -19,6 +20,10 @@ type run struct {
 	s   *Stream
 	r   *engine.Run
 	sum *engine.Summary
+	// clipped counts the projects whose windows skipped events older than
+	// the retention in this run; clippedBefore is the latest edge used.
+	clipped       map[string]bool
+	clippedBefore time.Time
 }
 
 // project is a project's state within a run.
@@ -240,6 +245,11 @@ func (x *run) finish(projects []*project) {
 	}
 	if !oldest.IsZero() {
 		x.sum.Lag = now.Sub(oldest)
+	}
+	if len(x.clipped) > 0 {
+		x.sum.Extra = append(x.sum.Extra,
+			slog.Int("retention_clipped_projects", len(x.clipped)),
+			slog.Time("retention_clipped_before", x.clippedBefore.UTC()))
 	}
 }
 

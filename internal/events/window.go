@@ -9,6 +9,7 @@ import (
 
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
 	"github.com/secops-collectors/sentry-gcs/internal/failure"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 )
 
@@ -80,6 +81,18 @@ func (x *run) turn(ctx context.Context, p *project) error {
 		}
 	}
 	cp := p.cp()
+	if w := cp.Window; w != nil {
+		if edge, ok := x.s.retentionEdge(x.r.Now()); ok && !w.End.After(edge) {
+			// Everything the window could still return has been
+			// deleted by Sentry, which would answer it with a 500 for
+			// ever: close it unread.
+			x.clip(ctx, p, w.Start, w.End, edge)
+			cp.Watermark, cp.Window = w.End, nil
+			if err := x.lane(p).Commit(ctx); err != nil {
+				return err
+			}
+		}
+	}
 	if cp.Window == nil {
 		if !x.r.CanRead() {
 			return engine.ErrStop
@@ -121,7 +134,7 @@ func (x *run) turn(ctx context.Context, p *project) error {
 		}
 	})
 	if err != nil && !errors.Is(err, engine.ErrStop) {
-		return err
+		return x.retentionHint(err, cp)
 	}
 	if p.cp() != nil && p.cp().Window == nil {
 		p.completedWindow = true
@@ -149,6 +162,12 @@ func (x *run) openWindow(ctx context.Context, p *project, minGap time.Duration) 
 		}
 		start = w.Add(-x.s.overlap())
 	}
+	if edge, ok := x.s.retentionEdge(now); ok && start.Before(edge) {
+		// Sentry has deleted the events before edge, and answers a
+		// window that ends before it with a 500: start at edge.
+		x.clip(ctx, p, start, edge, edge)
+		start = edge
+	}
 	if end.Sub(start) > o.MaxWindow {
 		// Catch up window by window: a window never spans more than
 		// MaxWindow (backfill de-duplication relies on this bound).
@@ -166,6 +185,37 @@ func (x *run) openWindow(ctx context.Context, p *project, minGap time.Duration) 
 		return false, err
 	}
 	return true, nil
+}
+
+// clip records that p's events in [from, to) are skipped because they are
+// older than the retention edge: logged once per skip, counted per project
+// in the run summary.
+func (x *run) clip(ctx context.Context, p *project, from, to, edge time.Time) {
+	if x.clipped == nil {
+		x.clipped = make(map[string]bool)
+	}
+	x.clipped[p.id] = true
+	x.clippedBefore = edge
+	logging.FromContext(ctx).WarnContext(ctx, "events older than the organisation's retention are deleted by Sentry; skipping them",
+		"project_id", p.id, "project", p.slug, "skipped_from", from.UTC(), "skipped_to", to.UTC(),
+		"retention", x.s.opts.Retention.String(), "stream", Name)
+}
+
+// retentionHint adds to a window's read error that the window may lie
+// beyond the organisation's retention, when it ends before the shortest
+// retention of Sentry's plans: Sentry answers such a window with a server
+// error that no retry can cure, and only a shorter Options.Retention does.
+func (x *run) retentionHint(err error, cp *checkpoint) error {
+	w := cp.Window
+	if w == nil || !engine.IsReadError(err) || !w.End.Before(x.r.Now().Add(-minPlanRetention)) {
+		return err
+	}
+	assumed := "unlimited"
+	if r := x.s.opts.Retention; r > 0 {
+		assumed = fmt.Sprintf("%g days", r.Hours()/24)
+	}
+	return fmt.Errorf("%w (the window ends %s, more than %d days ago: if the organisation's plan keeps events for less than the retention the collector assumes, %s, Sentry answers this window with a server error on every run; configure the shorter retention)",
+		err, w.End.UTC().Format(time.RFC3339), int(minPlanRetention/(24*time.Hour)), assumed)
 }
 
 // WindowReader reads the pages of one window of a project's events (a stream
