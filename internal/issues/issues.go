@@ -1,27 +1,29 @@
 // Package issues is the issues source: it writes a version of each of the
 // organisation's issues into write-once NDJSON objects each time the issue is
 // new or has changed, each version exactly once, on the engine
-// (internal/engine). DESIGN.md next to this file explains each rule.
+// (internal/engine).
 //
-// One state document, <StatePrefix>issues/state.json: a watermark W over
-// lastSeen, the window in progress with its cursor, the next object's name,
-// and per issue a fingerprint of the last version written. A pass reads
-// GET /api/0/organizations/{org}/issues/?query=&sort=date&limit=100
-// &start=W−Overlap&end=now−Lag (lastSeen descending, all statuses),
-// following rel="next" while results="true", and writes each issue whose
-// version differs from the last one written.
+// A version is a fingerprint of the issue's status, substatus, level,
+// priority, assignee and lifetime count, firstSeen and lastSeen (Parse). The
+// record written is the row exactly as Sentry sent it. In it, the top-level
+// count, userCount, firstSeen and lastSeen describe only the events of the
+// window of the request that returned it; the issue's own numbers are under
+// "lifetime".
+//
+// One state document, <StatePrefix>issues/state.json: a watermark W, the
+// window in progress with its cursor, the next object's name, and per issue
+// a fingerprint of the last version written. A pass reads
+// GET /api/0/organizations/{org}/issues/?project=-1&query=&sort=new&limit=100
+// &start=W−Overlap&end=now−Lag (every accessible project, all statuses,
+// stable first-seen order), following rel="next" while results="true", and
+// writes each issue whose version differs from the last one written.
 package issues
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
 	"time"
 
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
@@ -77,8 +79,10 @@ type state struct {
 	// found) under the previous name.
 	engine.Sequence
 	// Issues maps an issue id to the last version written. Entries whose
-	// lastSeen is before the next window's start are pruned: any later row
-	// of that issue has a newer lastSeen, so a different version anyway.
+	// lifetime lastSeen is before the next window's start are pruned: a
+	// window returns only issues with an event in it, so any later row of
+	// that issue has a newer lastSeen (or a higher count), so a different
+	// version anyway.
 	Issues    map[string]mark `json:"issues"`
 	UpdatedAt time.Time       `json:"updated_at,omitzero"`
 	UpdatedBy string          `json:"updated_by,omitempty"`
@@ -92,63 +96,11 @@ type window struct {
 	Pages  int64     `json:"pages,omitempty"`
 }
 
-// mark is the version of an issue last written: a fingerprint of (status,
-// level, count, lastSeen, assignee) and lastSeen in unix seconds (for
-// pruning).
+// mark is the version of an issue last written (see Parse) and its
+// lifetime lastSeen in unix seconds (for pruning).
 type mark struct {
 	V  string `json:"v"`
 	LS int64  `json:"ls"`
-}
-
-// Parse reads an issue row (from Sentry, or a line read back from a data
-// object) into a record: the issue id, the fingerprint of its version, and
-// lastSeen. The same function serves both, so a recovered object yields
-// exactly the versions written.
-func Parse(raw []byte) (engine.Record, error) {
-	var row struct {
-		ID         string          `json:"id"`
-		Status     string          `json:"status"`
-		Level      string          `json:"level"`
-		Count      json.RawMessage `json:"count"`
-		LastSeen   time.Time       `json:"lastSeen"`
-		AssignedTo json.RawMessage `json:"assignedTo"`
-	}
-	if err := json.Unmarshal(raw, &row); err != nil {
-		return engine.Record{}, fmt.Errorf("failed to decode issue: %w", err)
-	}
-	if !engine.ValidID(row.ID) || row.LastSeen.IsZero() {
-		return engine.Record{}, errors.New("failed to decode issue: no valid id or lastSeen")
-	}
-	h := sha256.New()
-	for _, part := range []string{
-		row.Status, row.Level, strings.Trim(string(row.Count), `"`),
-		row.LastSeen.UTC().Format(time.RFC3339Nano), assigneeKey(row.AssignedTo),
-	} {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
-	}
-	return engine.Record{ID: row.ID, Version: hex.EncodeToString(h.Sum(nil)[:8]), Time: row.LastSeen.Unix(), Raw: raw}, nil
-}
-
-// assigneeKey identifies an assignee ({"type":"user","id":"1",…} or a team)
-// by type and id, so that a renamed user is not a new version.
-func assigneeKey(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return ""
-	}
-	var a struct {
-		Type string `json:"type"`
-		ID   any    `json:"id"`
-	}
-	if err := json.Unmarshal(raw, &a); err != nil || a.ID == nil {
-		var b bytes.Buffer
-		if json.Compact(&b, raw) == nil {
-			return b.String()
-		}
-		return string(raw)
-	}
-	return fmt.Sprintf("%s:%v", a.Type, a.ID)
 }
 
 // Stream is the issues stream of one organisation.
@@ -309,11 +261,19 @@ func (l lane) Next() string { return l.x.st().Name(l.x.s.opts.DataPrefix, l.x.s.
 // Parse implements engine.Lane.
 func (l lane) Parse(line []byte) (engine.Record, error) { return Parse(line) }
 
-// Absorb implements engine.Lane: the versions are written.
+// Absorb implements engine.Lane: the versions are written. A version whose
+// lastSeen is unknown (null in the row) is filed under now: the row was read
+// before now, so its real lastSeen is not later, and pruning keeps its mark
+// at least as long as needed.
 func (l lane) Absorb(recs []engine.Record) {
 	st := l.x.st()
+	now := l.x.r.Now().Unix()
 	for _, r := range recs {
-		st.Issues[r.ID] = mark{V: r.Version, LS: r.Time}
+		t := r.Time
+		if t == 0 {
+			t = now
+		}
+		st.Issues[r.ID] = mark{V: r.Version, LS: t}
 	}
 	st.Advance(st.Window.End.Unix())
 }
@@ -366,19 +326,28 @@ func (x *run) openWindow(ctx context.Context, minGap time.Duration) (bool, error
 
 // turn reads up to engine.MaxPagesPerObject pages of the window and writes
 // them as one object.
+//
+// It asks for every accessible project (project=-1: without it Sentry covers
+// only the projects of the token user's teams), all statuses (query=
+// explicitly: Sentry's default is unresolved issues only), and sort=new. The
+// order is the issue's first event, which does not move while a pass pages
+// through it; sort=date pages on the last event of the window, so an issue
+// that gets a late event (stamped inside the window, visible only now) while
+// the pass is paging jumps above the cursor and is not returned by that pass.
 func (x *run) turn(ctx context.Context) error {
 	st := x.st()
 	w := st.Window
 	inBatch := make(map[string]bool) // issue ids with a version in the batch
 	_, err := x.r.Turn(ctx, lane{x}, w.Cursor, engine.MaxPagesPerObject, func(ctx context.Context, b *engine.Batch) error {
 		page, err := x.s.api.ListIssues(ctx, sentry.IssuesQuery{
-			Org:    x.s.opts.Org,
-			Query:  "", // explicit: all statuses
-			Start:  w.Start,
-			End:    w.End,
-			Sort:   "date",
-			Cursor: b.Cursor,
-			Limit:  100,
+			Org:      x.s.opts.Org,
+			Projects: []string{sentry.AllProjects},
+			Query:    "", // explicit: all statuses
+			Start:    w.Start,
+			End:      w.End,
+			Sort:     "new",
+			Cursor:   b.Cursor,
+			Limit:    100,
 		})
 		if err != nil {
 			return fmt.Errorf("issues stream: failed to read the organization's issues: %w",
@@ -399,20 +368,19 @@ func (x *run) turn(ctx context.Context) error {
 	return err
 }
 
-// addPage filters a page into the batch. Rows are lastSeen descending; a row
-// older than the window's start ends the window (servers ignoring start). A
-// row is new when its version differs from the last one written, or when
-// another version of the issue is already in the batch (it changed back).
+// addPage filters a page into the batch. A row is new when its version
+// differs from the last one written, or when another version of the issue is
+// already in the batch (it changed back). A row whose lifetime lastSeen is
+// before the window's start has no event in the window (only a server that
+// ignores start returns it) and is left out.
 func addPage(page sentry.Page[sentry.Issue], w *window, written map[string]mark, inBatch map[string]bool, b *engine.Batch) {
-	older := false
 	for _, is := range page.Items {
 		rec, err := Parse(is.Raw)
 		if err != nil {
 			b.Invalid++
 			continue
 		}
-		if rec.Time < w.Start.Unix() {
-			older = true
+		if rec.Time != 0 && rec.Time < w.Start.Unix() {
 			continue
 		}
 		if prev, ok := written[rec.ID]; ok && prev.V == rec.Version && !inBatch[rec.ID] {
@@ -423,7 +391,7 @@ func addPage(page sentry.Page[sentry.Issue], w *window, written map[string]mark,
 			inBatch[rec.ID] = true
 		}
 	}
-	if !page.HasNext || older {
+	if !page.HasNext {
 		b.Done = true
 		return
 	}

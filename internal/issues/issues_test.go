@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/secops-collectors/sentry-gcs/internal/collecttest"
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
@@ -20,23 +22,29 @@ import (
 )
 
 // issueKey renders an issue version (id and the fields a change is detected
-// on) from a bucket line.
+// on, with the lifetime numbers: the top-level ones describe only the
+// window of the request) from a bucket line.
 func issueKey(t testing.TB, line []byte) (string, bool) {
 	t.Helper()
 	var row struct {
 		ID         string          `json:"id"`
 		Status     string          `json:"status"`
+		Substatus  string          `json:"substatus"`
 		Level      string          `json:"level"`
-		Count      string          `json:"count"`
-		LastSeen   time.Time       `json:"lastSeen"`
+		Priority   string          `json:"priority"`
 		AssignedTo json.RawMessage `json:"assignedTo"`
 		Title      *string         `json:"title"`
 		ShortID    *string         `json:"shortId"`
+		Lifetime   struct {
+			Count    string    `json:"count"`
+			LastSeen time.Time `json:"lastSeen"`
+		} `json:"lifetime"`
 	}
-	if err := json.Unmarshal(line, &row); err != nil || row.ID == "" || row.Title == nil || row.ShortID == nil || row.LastSeen.IsZero() {
+	if err := json.Unmarshal(line, &row); err != nil || row.ID == "" || row.Title == nil || row.ShortID == nil || row.Lifetime.LastSeen.IsZero() {
 		return "", false
 	}
-	return fmt.Sprintf("%s|%s|%s|%s|%d|%s", row.ID, row.Status, row.Level, row.Count, row.LastSeen.Unix(), assigneeKey(row.AssignedTo)), true
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%d|%s", row.ID, row.Status, row.Substatus, row.Level, row.Priority,
+		row.Lifetime.Count, row.Lifetime.LastSeen.Unix(), assigneeKey(row.AssignedTo)), true
 }
 
 // simIssueKey renders the simulator's view of an issue the same way.
@@ -45,7 +53,7 @@ func simIssueKey(is sentrysim.IssueInfo) string {
 	if is.Assignee != "" {
 		a = "user:" + is.Assignee
 	}
-	return fmt.Sprintf("%s|%s|%s|%d|%d|%s", is.ID, is.Status, is.Level, is.Count, is.LastSeen.Unix(), a)
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%d|%s", is.ID, is.Status, is.Substatus, is.Level, is.Priority, is.Count, is.LastSeen.Unix(), a)
 }
 
 // issuesTrial is one randomised run of the issues stream.
@@ -84,9 +92,10 @@ func (tr *issuesTrial) snapshot() map[string]sentrysim.IssueInfo {
 	return out
 }
 
-// change applies random changes: status, level and assignee changes (never
-// back to a version the issue had: that would be the same version again),
-// new events on issues (some late, within the overlap), new issues.
+// change applies random changes: status, level, priority and assignee
+// changes without an event (never back to a version the issue had: that
+// would be the same version again), new events on issues (some late, within
+// the overlap), new issues.
 func (tr *issuesTrial) change() {
 	r := tr.Rng
 	now := tr.Clock.Now()
@@ -97,14 +106,17 @@ func (tr *issuesTrial) change() {
 			tr.history[is.ID] = map[string]bool{simIssueKey(is): true}
 		}
 		next := is
-		switch op := r.IntN(5); op {
+		switch op := r.IntN(6); op {
 		case 0:
 			next.Status = []string{"unresolved", "resolved", "ignored"}[r.IntN(3)]
+			next.Substatus = map[string]string{"unresolved": "ongoing", "ignored": "archived_forever"}[next.Status]
 		case 1:
 			next.Level = []string{"fatal", "error", "warning", "info"}[r.IntN(4)]
 		case 2:
 			next.Assignee = []string{"", "7", "8", "9"}[r.IntN(4)]
 		case 3:
+			next.Priority = []string{"high", "medium", "low"}[r.IntN(3)]
+		case 4:
 			if len(tr.msgs) > 0 {
 				m := tr.msgs[r.IntN(len(tr.msgs))]
 				late := time.Duration(r.IntN(20)) * time.Minute
@@ -122,9 +134,16 @@ func (tr *issuesTrial) change() {
 		if tr.history[is.ID][simIssueKey(next)] {
 			continue
 		}
-		tr.Sim.SetIssueStatus(is.ID, next.Status)
-		tr.Sim.SetIssueLevel(is.ID, next.Level)
-		tr.Sim.SetIssueAssignee(is.ID, next.Assignee)
+		switch {
+		case next.Status != is.Status:
+			tr.Sim.SetIssueStatus(is.ID, next.Status)
+		case next.Level != is.Level:
+			tr.Sim.SetIssueLevel(is.ID, next.Level)
+		case next.Assignee != is.Assignee:
+			tr.Sim.SetIssueAssignee(is.ID, next.Assignee)
+		case next.Priority != is.Priority:
+			tr.Sim.SetIssuePriority(is.ID, next.Priority)
+		}
 		tr.history[is.ID][simIssueKey(next)] = true
 	}
 	tr.snapshot()
@@ -158,13 +177,14 @@ func (tr *issuesTrial) state() *state {
 }
 
 // checkVisible asserts that every version the completed window covered is
-// in the bucket: issues with lastSeen ≥ W − Overlap (the window started at
-// or before it) and firstSeen < W (the window's end).
+// in the bucket: issues whose last event is in [W − Overlap, W) (the window
+// started at or before W − Overlap, and ended at W). The version is the
+// issue's as of now: its last event, and the changes made before the run.
 func (tr *issuesTrial) checkVisible(round int, w time.Time) {
 	tr.checks++
 	got := tr.bucket()
 	for _, is := range tr.snapshot() {
-		if is.LastSeen.Before(w.Add(-30*time.Minute)) || !is.FirstSeen.Before(w) {
+		if is.LastSeen.Before(w.Add(-30*time.Minute)) || !is.LastSeen.Before(w) {
 			continue
 		}
 		if got[simIssueKey(is)] == 0 {
@@ -350,7 +370,13 @@ func options() Options {
 // stream returns the issues stream of one run over st, reading through cl.
 func (w *world) stream(runID string, st sinktest.Store, cl *sentry.Client) *Stream {
 	w.T.Helper()
-	s, err := New(options(), cl, w.Env(runID, st, cl))
+	return w.streamWith(options(), runID, st, cl)
+}
+
+// streamWith is stream with the given options.
+func (w *world) streamWith(opts Options, runID string, st sinktest.Store, cl *sentry.Client) *Stream {
+	w.T.Helper()
+	s, err := New(opts, cl, w.Env(runID, st, cl))
 	if err != nil {
 		w.T.Fatal(err)
 	}
@@ -372,19 +398,27 @@ func baseSeed(t *testing.T) int64 {
 
 // A row with a missing id or an unreadable date does not fail the page (one
 // such row would block the stream for ever): it is counted as invalid and
-// never written, and the other rows are collected.
+// never written, and the other rows are collected. A null lastSeen (Sentry's
+// seen-stats query had no row for the issue) is not unreadable: the row is
+// written.
 func TestBadRowsAreCountedAndSkipped(t *testing.T) {
 	t.Parallel()
-	ts := collecttest.T0.Add(-time.Hour).Format(time.RFC3339)
-	issue := func(id, lastSeen string) string {
-		return `{` + id + `"project":{"id":"7"},"status":"unresolved","level":"error","count":"3","firstSeen":"` + ts + `","lastSeen":` + lastSeen + `}`
+	ts := `"` + collecttest.T0.Add(-time.Hour).Format(time.RFC3339) + `"`
+	issue := func(id, lastSeen, lifetime string) string {
+		return `{` + id + `"project":{"id":"7"},"status":"unresolved","level":"error","count":"3","firstSeen":` + ts + `,"lastSeen":` + lastSeen + lifetime + `}`
+	}
+	lifetime := func(lastSeen string) string {
+		return `,"lifetime":{"count":"5","userCount":1,"firstSeen":` + ts + `,"lastSeen":` + lastSeen + `}`
 	}
 	body := "[" + strings.Join([]string{
-		issue(`"id":"41",`, `"`+ts+`"`),
-		issue(``, `"`+ts+`"`),               // no id
-		issue(`"id":"42",`, `"yesterday"`),  // unreadable lastSeen
-		issue(`"id":{"n":43},`, `"`+ts+`"`), // id not a string
-		issue(`"id":"44",`, `"`+ts+`"`),
+		issue(`"id":"41",`, ts, ""),
+		issue(``, ts, ""),                                // no id
+		issue(`"id":"42",`, `"yesterday"`, ""),           // unreadable lastSeen, no lifetime
+		issue(`"id":{"n":43},`, ts, ""),                  // id not a string
+		issue(`"id":"44",`, ts, lifetime(ts)),            // lifetime numbers
+		issue(`"id":"45",`, `null`, lifetime(ts)),        // no seen-stats row in the window
+		issue(`"id":"46",`, `null`, lifetime(`null`)),    // no seen-stats row at all
+		issue(`"id":"47",`, ts, lifetime(`"yesterday"`)), // unreadable lifetime lastSeen
 	}, ",") + "]"
 	w := newWorld(t, 1, sentrysim.Config{})
 	cl := collecttest.OnePage(t, "/api/0/organizations/acme/issues/", body)
@@ -392,11 +426,18 @@ func TestBadRowsAreCountedAndSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	if s.Records != 2 || s.InvalidRows != 3 {
-		t.Errorf("records %d, invalid rows %d; want 2 and 3", s.Records, s.InvalidRows)
+	if s.Records != 4 || s.InvalidRows != 4 {
+		t.Errorf("records %d, invalid rows %d; want 4 and 4", s.Records, s.InvalidRows)
 	}
-	lines := w.Lines(collecttest.IssuesPrefix)
-	if len(lines) != 2 || !strings.Contains(string(lines[0]), `"id":"41"`) || !strings.Contains(string(lines[1]), `"id":"44"`) {
-		t.Errorf("bucket lines %q; want rows 41 and 44 only", lines)
+	var ids []string
+	for _, line := range w.Lines(collecttest.IssuesPrefix) {
+		rec, err := Parse(line)
+		if err != nil {
+			t.Fatalf("bucket line %q: %v", line, err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	if diff := cmp.Diff([]string{"41", "44", "45", "46"}, ids); diff != "" {
+		t.Errorf("issues in the bucket (-want +got):\n%s", diff)
 	}
 }
