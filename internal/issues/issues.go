@@ -1,7 +1,8 @@
 // Package issues is the issues source: it writes a version of each of the
 // organisation's issues into write-once NDJSON objects each time the issue is
 // new or has changed, each version exactly once, on the engine
-// (internal/engine).
+// (internal/engine). DESIGN.md next to this file explains each rule and its
+// cost.
 //
 // A version is a fingerprint of the issue's status, substatus, level,
 // priority, assignee and lifetime count, firstSeen and lastSeen (Parse). The
@@ -10,20 +11,29 @@
 // window of the request that returned it; the issue's own numbers are under
 // "lifetime".
 //
-// One state document, <StatePrefix>issues/state.json: a watermark W, the
-// window in progress with its cursor, the next object's name, and per issue
-// a fingerprint of the last version written. A pass reads
-// GET /api/0/organizations/{org}/issues/?project=-1&query=&sort=new&limit=100
-// &start=W−Overlap&end=now−Lag (every accessible project, all statuses,
-// stable first-seen order), following rel="next" while results="true", and
-// writes each issue whose version differs from the last one written.
+// Two kinds of pass read GET /api/0/organizations/{org}/issues/?project=-1
+// &query=&sort=new&limit=100&start=…&end=… (every accessible project, all
+// statuses, stable first-seen order), following rel="next" while
+// results="true", and write each issue whose version differs from the last
+// one written:
+//
+//   - windows [W − Overlap, now − Lag) on events, every run: the issues with
+//     a new event, within a run of it;
+//   - a sweep [now − SweepPeriod, now − Lag) every SweepInterval (default 14
+//     days, hourly): the issues resolved, assigned or re-prioritised without
+//     a new event, which no window on events returns.
+//
+// One state document, <StatePrefix>issues/state.json, holds both passes'
+// progress, the next object's name, and per issue the fingerprint of the
+// version last written (about 32 bytes an issue, for the issues with an event
+// in the sweep period).
 package issues
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
+	"log/slog"
 	"time"
 
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
@@ -35,15 +45,28 @@ import (
 // Name is the stream's name.
 const Name = "issues"
 
-// stateVersion is the format version of the state document.
-const stateVersion = 1
+// Defaults and bounds of Options.
+const (
+	// DefaultSweepPeriod: the sweep reads the issues with an event in the
+	// last 14 days, Sentry's own default period of the issue list.
+	DefaultSweepPeriod = 14 * 24 * time.Hour
+	// DefaultSweepInterval: a sweep starts hourly.
+	DefaultSweepInterval = time.Hour
+	// MaxSweepPeriod: Sentry's issue search never looks back further than
+	// 90 days, whatever the window asked for.
+	MaxSweepPeriod = 90 * 24 * time.Hour
+)
 
-// maxConflictsPerRun bounds compare-and-swap conflicts in one run.
-const maxConflictsPerRun = 20
-
-// catchUpGap: see the events stream; a window completed in a run opens
-// another only when the watermark is this far behind.
-const catchUpGap = 10 * time.Minute
+// Tuning constants.
+const (
+	// maxConflictsPerRun bounds compare-and-swap conflicts in one run.
+	maxConflictsPerRun = 20
+	// catchUpGap: see the events stream; a window completed in a run opens
+	// another only when the watermark is this far behind.
+	catchUpGap = 10 * time.Minute
+	// pageLimit is the rows per page (Sentry's maximum).
+	pageLimit = 100
+)
 
 // API is the part of the Sentry client the issues stream uses.
 type API interface {
@@ -58,49 +81,22 @@ type Options struct {
 	// the state (outside DataPrefix).
 	DataPrefix  string
 	StatePrefix string
-	// Lag, Overlap, InitialLookback and MaxWindow shape the lastSeen
-	// windows as for the events stream (InitialLookback and MaxWindow
+	// Lag, Overlap, InitialLookback and MaxWindow shape the windows on
+	// events as for the events stream (InitialLookback and MaxWindow
 	// default to 24h).
 	Lag             time.Duration
 	Overlap         time.Duration
 	InitialLookback time.Duration
 	MaxWindow       time.Duration
-}
-
-// state is the stream's state document.
-type state struct {
-	Version int `json:"version"`
-	// Watermark is the end of the last completed window (zero: none).
-	Watermark time.Time `json:"watermark,omitzero"`
-	// Window is the window in progress; persisted before its objects.
-	Window *window `json:"window,omitempty"`
-	// NextSeq and NextEpoch name the next data object; they change only
-	// in a commit that records the versions of the object written (or
-	// found) under the previous name.
-	engine.Sequence
-	// Issues maps an issue id to the last version written. Entries whose
-	// lifetime lastSeen is before the next window's start are pruned: a
-	// window returns only issues with an event in it, so any later row of
-	// that issue has a newer lastSeen (or a higher count), so a different
-	// version anyway.
-	Issues    map[string]mark `json:"issues"`
-	UpdatedAt time.Time       `json:"updated_at,omitzero"`
-	UpdatedBy string          `json:"updated_by,omitempty"`
-}
-
-// window is a lastSeen window [Start, End) in progress.
-type window struct {
-	Start  time.Time `json:"start"`
-	End    time.Time `json:"end"`
-	Cursor string    `json:"cursor,omitempty"`
-	Pages  int64     `json:"pages,omitempty"`
-}
-
-// mark is the version of an issue last written (see Parse) and its
-// lifetime lastSeen in unix seconds (for pruning).
-type mark struct {
-	V  string `json:"v"`
-	LS int64  `json:"ls"`
+	// SweepPeriod is how far back the quiet-change sweep reaches: it reads
+	// every issue with an event in the last SweepPeriod. Default 14 days;
+	// at most MaxSweepPeriod; negative turns the sweep off (quiet changes
+	// are then written only with the issue's next event).
+	SweepPeriod time.Duration
+	// SweepInterval is how often a sweep starts (after the end of the
+	// previous one); default 1h. A quiet change is written within
+	// SweepInterval plus one run period (and the sweep's own duration).
+	SweepInterval time.Duration
 }
 
 // Stream is the issues stream of one organisation.
@@ -127,8 +123,19 @@ func New(opts Options, api API, env engine.Env) (*Stream, error) {
 	if opts.MaxWindow <= 0 {
 		opts.MaxWindow = events.DefaultMaxWindow
 	}
-	if opts.Lag < 0 || opts.Overlap < 0 || opts.InitialLookback < 0 {
+	if opts.SweepPeriod == 0 {
+		opts.SweepPeriod = DefaultSweepPeriod
+	}
+	if opts.SweepInterval == 0 {
+		opts.SweepInterval = DefaultSweepInterval
+	}
+	switch {
+	case opts.Lag < 0 || opts.Overlap < 0 || opts.InitialLookback < 0:
 		return nil, fmt.Errorf("%w: lag, overlap and initial look-back must not be negative", failure.ErrConfig)
+	case opts.SweepPeriod > MaxSweepPeriod:
+		return nil, fmt.Errorf("%w: the issues sweep period is %s but Sentry's issue search never looks back further than %s", failure.ErrConfig, opts.SweepPeriod, MaxSweepPeriod)
+	case opts.SweepInterval < 0:
+		return nil, fmt.Errorf("%w: the issues sweep interval must not be negative", failure.ErrConfig)
 	}
 	return &Stream{opts: opts, api: api, env: env}, nil
 }
@@ -139,7 +146,11 @@ func (s *Stream) Name() string { return Name }
 func (s *Stream) stateKey() string { return s.opts.StatePrefix + "issues/state.json" }
 func (s *Stream) leaseKey() string { return s.opts.StatePrefix + "issues/lease.json" }
 
-// Run runs one pass bounded by budget. A missing scope or a rejected token
+// sweeps reports whether the quiet-change sweep is on.
+func (s *Stream) sweeps() bool { return s.opts.SweepPeriod > 0 }
+
+// Run runs one pass bounded by budget: windows until caught up, then the
+// sweep when one is in progress or due. A missing scope or a rejected token
 // (the issues endpoint needs event:read) is a configuration error, a Sentry
 // failure a transient *engine.ReadError; progress is committed.
 func (s *Stream) Run(ctx context.Context, budget time.Duration) (engine.Summary, error) {
@@ -149,37 +160,58 @@ func (s *Stream) Run(ctx context.Context, budget time.Duration) (engine.Summary,
 	})
 }
 
+// kind is the kind of a pass.
+type kind int
+
+const (
+	windowPass kind = iota
+	sweepPass
+)
+
 // run is one run of the stream.
 type run struct {
 	s         *Stream
 	r         *engine.Run
 	doc       *engine.Doc[state]
 	conflicts int
+	// What the sweep did in this run (summary).
+	swept                    bool
+	sweepPages, sweepRecords int
+	sweepsCompleted          int
 }
 
 func (x *run) st() *state { return &x.doc.V }
 
+// pass is the pass of kind k in progress (nil: none).
+func (x *run) pass(k kind) *pass {
+	if k == sweepPass {
+		return x.st().Sweep
+	}
+	return x.st().Window
+}
+
 func (x *run) load(ctx context.Context) error {
 	doc, err := engine.LoadDoc(ctx, x.s.env.State, x.s.stateKey(), func() state {
-		return state{Version: stateVersion, Issues: make(map[string]mark)}
+		return state{Version: stateVersion, Marks: make(marks)}
 	})
 	if err != nil {
 		return fmt.Errorf("failed to load the issues state: %w", err)
 	}
-	if doc.V.Version != stateVersion {
-		return fmt.Errorf("failed to load %s: unsupported version %d", doc.Key, doc.V.Version)
-	}
-	if doc.V.Issues == nil {
-		doc.V.Issues = make(map[string]mark)
+	if err := doc.V.migrate(); err != nil {
+		return fmt.Errorf("failed to load %s: %w", doc.Key, err)
 	}
 	x.doc = doc
 	return nil
 }
 
-// conflict counts a lost compare-and-swap (the state was reloaded).
+// conflict counts a lost compare-and-swap (the state was reloaded, and
+// migrated again if needed).
 func (x *run) conflict() error {
 	if x.conflicts++; x.conflicts > maxConflictsPerRun {
 		return failure.Transient(errors.New("issues stream: too many concurrent state changes"))
+	}
+	if err := x.st().migrate(); err != nil {
+		return fmt.Errorf("failed to load %s: %w", x.doc.Key, err)
 	}
 	return nil
 }
@@ -189,48 +221,74 @@ func (x *run) do(ctx context.Context) error {
 		return err
 	}
 	defer x.finish()
+	kinds := []kind{windowPass}
+	if x.s.sweeps() {
+		kinds = append(kinds, sweepPass)
+	} else {
+		// Turned off since it started: forget it (saved with the next
+		// commit). An object it wrote without committing is found under
+		// the next name all the same.
+		x.st().Sweep = nil
+	}
+	for _, k := range kinds {
+		stop, err := x.passes(ctx, k)
+		if err != nil || stop {
+			return err
+		}
+	}
+	return nil
+}
+
+// passes reads passes of kind k until none is left to read in this run. It
+// reports stop when the budget or the soft stop ended the run.
+func (x *run) passes(ctx context.Context, k kind) (stop bool, err error) {
 	completed := false
 	for {
-		if x.st().Window == nil {
-			minGap := time.Second
-			if completed {
-				minGap = catchUpGap
-			}
+		if x.pass(k) == nil {
 			if !x.r.CanRead() {
-				break
+				return true, nil
 			}
-			opened, err := x.openWindow(ctx, minGap)
+			opened, err := x.open(ctx, k, completed)
 			if errors.Is(err, engine.ErrConflict) {
 				if err := x.conflict(); err != nil {
-					return err
+					return false, err
 				}
 				continue
 			}
 			if err != nil {
-				return failure.Transient(err)
+				return false, failure.Transient(err)
 			}
 			if !opened {
-				break
+				return false, nil
 			}
 		}
-		err := x.turn(ctx)
+		records := x.r.Summary().Records
+		pages := x.r.Summary().Pages
+		err := x.turn(ctx, k)
+		if k == sweepPass {
+			x.swept = true
+			x.sweepPages += x.r.Summary().Pages - pages
+			x.sweepRecords += x.r.Summary().Records - records
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, engine.ErrStop):
-			return nil
+			return true, nil
 		case errors.Is(err, engine.ErrConflict):
 			if err := x.conflict(); err != nil {
-				return err
+				return false, err
 			}
 			continue
 		default:
-			return err
+			return false, err
 		}
-		if x.st().Window == nil {
+		if x.pass(k) == nil {
 			completed = true
+			if k == sweepPass {
+				x.sweepsCompleted++
+			}
 		}
 	}
-	return nil
 }
 
 // finish fills the end-of-run summary fields.
@@ -238,7 +296,7 @@ func (x *run) finish() {
 	st := x.st()
 	sum := x.r.Summary()
 	now := x.r.Now()
-	if st.Window != nil || now.Add(-x.s.opts.Lag).Sub(st.Watermark) >= catchUpGap {
+	if st.Window != nil || st.Sweep != nil || now.Add(-x.s.opts.Lag).Sub(st.Watermark) >= catchUpGap || x.sweepDue(now) {
 		sum.WorkRemaining = true
 	}
 	w := st.Watermark
@@ -248,10 +306,21 @@ func (x *run) finish() {
 	if !w.IsZero() {
 		sum.Lag = now.Sub(w)
 	}
+	sum.Extra = append(sum.Extra, slog.Int("issues_tracked", len(st.Marks)))
+	if x.swept {
+		sum.Extra = append(sum.Extra,
+			slog.Int("sweep_pages", x.sweepPages),
+			slog.Int("sweep_records", x.sweepRecords),
+			slog.Int("sweeps_completed", x.sweepsCompleted))
+	}
 }
 
-// lane implements engine.Lane over the state document.
-type lane struct{ x *run }
+// lane implements engine.Lane over the state document, for the pass of
+// kind k.
+type lane struct {
+	x *run
+	k kind
+}
 
 var _ engine.Lane = lane{}
 
@@ -273,97 +342,156 @@ func (l lane) Absorb(recs []engine.Record) {
 		if t == 0 {
 			t = now
 		}
-		st.Issues[r.ID] = mark{V: r.Version, LS: t}
+		st.Marks[r.ID] = mark{v: r.Version, hour: hourOf(t)}
 	}
-	st.Advance(st.Window.End.Unix())
+	st.Advance(l.x.pass(l.k).End.Unix())
 }
 
 // Commit implements engine.Lane: it prunes and saves the state.
-func (l lane) Commit(ctx context.Context) error {
-	x := l.x
+func (l lane) Commit(ctx context.Context) error { return l.x.commit(ctx) }
+
+// commit prunes the marks and saves the state.
+func (x *run) commit(ctx context.Context) error {
 	st := x.st()
-	st.UpdatedAt = x.r.Now().UTC()
+	now := x.r.Now()
+	st.UpdatedAt = now.UTC()
 	st.UpdatedBy = x.r.ID()
-	var keepFrom int64
-	switch {
-	case st.Window != nil:
-		keepFrom = st.Window.Start.Unix()
-	case !st.Watermark.IsZero():
-		keepFrom = st.Watermark.Add(-x.s.opts.Overlap).Unix()
+	if from, ok := x.keepFrom(now); ok {
+		st.Marks.prune(from.Unix())
 	}
-	maps.DeleteFunc(st.Issues, func(_ string, m mark) bool { return m.LS < keepFrom })
 	return x.doc.Save(ctx, x.r)
 }
 
-// openWindow persists a new window, or reports that there is nothing new.
-func (x *run) openWindow(ctx context.Context, minGap time.Duration) (bool, error) {
+// keepFrom is the start of the earliest pass still to read: the window in
+// progress or the next one (W − Overlap), and the sweep in progress or the
+// next one (which starts after now − SweepPeriod). ok is false before the
+// first window: nothing may be pruned yet.
+func (x *run) keepFrom(now time.Time) (time.Time, bool) {
+	st := x.st()
+	var from time.Time
+	switch {
+	case st.Window != nil:
+		from = st.Window.Start
+	case !st.Watermark.IsZero():
+		from = st.Watermark.Add(-x.s.opts.Overlap)
+	default:
+		return time.Time{}, false
+	}
+	if x.s.sweeps() {
+		next := now.Add(-x.s.opts.SweepPeriod)
+		if st.Sweep != nil && st.Sweep.Start.Before(next) {
+			next = st.Sweep.Start
+		}
+		if next.Before(from) {
+			from = next
+		}
+	}
+	return from, true
+}
+
+// sweepDue reports whether a sweep should start at now.
+func (x *run) sweepDue(now time.Time) bool {
+	st := x.st()
+	if !x.s.sweeps() || st.Sweep != nil {
+		return false
+	}
+	end := now.Add(-x.s.opts.Lag).Truncate(time.Second)
+	return st.SweptTo.IsZero() || end.Sub(st.SweptTo) >= x.s.opts.SweepInterval
+}
+
+// open persists a new pass of kind k, or reports that none is due. A
+// window opens when the watermark is at least a second behind now − Lag
+// (catchUpGap when the run already completed one); a sweep every
+// SweepInterval.
+func (x *run) open(ctx context.Context, k kind, completed bool) (bool, error) {
 	o := x.s.opts
 	st := x.st()
 	now := x.r.Now().UTC()
 	end := now.Add(-o.Lag).Truncate(time.Second)
 	var start time.Time
-	if st.Watermark.IsZero() {
-		start = now.Add(-o.InitialLookback).Truncate(time.Second)
-	} else {
-		if end.Sub(st.Watermark) < minGap {
+	switch k {
+	case sweepPass:
+		if !x.sweepDue(now) {
 			return false, nil
 		}
-		start = st.Watermark.Add(-o.Overlap)
-	}
-	if end.Sub(start) > o.MaxWindow {
-		end = start.Add(o.MaxWindow)
+		start = now.Add(-o.SweepPeriod).Truncate(time.Second)
+	default:
+		if st.Watermark.IsZero() {
+			start = now.Add(-o.InitialLookback).Truncate(time.Second)
+		} else {
+			minGap := time.Second
+			if completed {
+				minGap = catchUpGap
+			}
+			if end.Sub(st.Watermark) < minGap {
+				return false, nil
+			}
+			start = st.Watermark.Add(-o.Overlap)
+		}
+		if end.Sub(start) > o.MaxWindow {
+			end = start.Add(o.MaxWindow)
+		}
 	}
 	if !end.After(start) {
 		return false, nil
 	}
-	st.Window = &window{Start: start, End: end}
+	p := &pass{Start: start, End: end}
+	if k == sweepPass {
+		st.Sweep = p
+	} else {
+		st.Window = p
+	}
 	st.Begin(end.Unix())
-	if err := (lane{x}).Commit(ctx); err != nil {
+	if err := x.commit(ctx); err != nil {
 		return false, err
 	}
 	return true, nil
 }
 
-// turn reads up to engine.MaxPagesPerObject pages of the window and writes
-// them as one object.
+// turn reads up to engine.MaxPagesPerObject pages of the pass of kind k and
+// writes them as one object.
 //
-// It asks for every accessible project (project=-1: without it Sentry covers
-// only the projects of the token user's teams), all statuses (query=
-// explicitly: Sentry's default is unresolved issues only), and sort=new. The
-// order is the issue's first event, which does not move while a pass pages
-// through it; sort=date pages on the last event of the window, so an issue
-// that gets a late event (stamped inside the window, visible only now) while
-// the pass is paging jumps above the cursor and is not returned by that pass.
-func (x *run) turn(ctx context.Context) error {
-	st := x.st()
-	w := st.Window
+// Both kinds ask for every accessible project (project=-1: without it Sentry
+// covers only the projects of the token user's teams), all statuses
+// (query= explicitly: Sentry's default is unresolved issues only), and
+// sort=new. The order is the issue's first event, which does not move while
+// a pass pages through it; sort=date pages on the last event of the window,
+// so an issue that gets a late event (stamped inside the window, visible
+// only now) while the pass is paging jumps above the cursor and is not
+// returned by that pass.
+func (x *run) turn(ctx context.Context, k kind) error {
+	p := x.pass(k)
 	inBatch := make(map[string]bool) // issue ids with a version in the batch
-	_, err := x.r.Turn(ctx, lane{x}, w.Cursor, engine.MaxPagesPerObject, func(ctx context.Context, b *engine.Batch) error {
+	_, err := x.r.Turn(ctx, lane{x, k}, p.Cursor, engine.MaxPagesPerObject, func(ctx context.Context, b *engine.Batch) error {
 		page, err := x.s.api.ListIssues(ctx, sentry.IssuesQuery{
 			Org:      x.s.opts.Org,
 			Projects: []string{sentry.AllProjects},
 			Query:    "", // explicit: all statuses
-			Start:    w.Start,
-			End:      w.End,
+			Start:    p.Start,
+			End:      p.End,
 			Sort:     "new",
 			Cursor:   b.Cursor,
-			Limit:    100,
+			Limit:    pageLimit,
 		})
 		if err != nil {
 			return fmt.Errorf("issues stream: failed to read the organization's issues: %w",
 				failure.Hint(err, "check SENTRY_ORG and that SENTRY_AUTH_TOKEN has the event:read scope"))
 		}
-		addPage(page, w, st.Issues, inBatch, b)
+		addPage(page, p, x.st().Marks, inBatch, b)
 		return nil
 	}, func(b *engine.Batch) {
-		w := st.Window
-		w.Pages += int64(b.Pages)
-		if b.Done {
-			st.Watermark = w.End
-			st.Window = nil
+		p := x.pass(k)
+		p.Pages += int64(b.Pages)
+		if !b.Done {
+			p.Cursor = b.Cursor
 			return
 		}
-		w.Cursor = b.Cursor
+		st := x.st()
+		if k == sweepPass {
+			st.SweptTo, st.Sweep = p.End, nil
+		} else {
+			st.Watermark, st.Window = p.End, nil
+		}
 	})
 	return err
 }
@@ -371,19 +499,19 @@ func (x *run) turn(ctx context.Context) error {
 // addPage filters a page into the batch. A row is new when its version
 // differs from the last one written, or when another version of the issue is
 // already in the batch (it changed back). A row whose lifetime lastSeen is
-// before the window's start has no event in the window (only a server that
+// before the pass's start has no event in the pass (only a server that
 // ignores start returns it) and is left out.
-func addPage(page sentry.Page[sentry.Issue], w *window, written map[string]mark, inBatch map[string]bool, b *engine.Batch) {
+func addPage(page sentry.Page[sentry.Issue], p *pass, written marks, inBatch map[string]bool, b *engine.Batch) {
 	for _, is := range page.Items {
 		rec, err := Parse(is.Raw)
 		if err != nil {
 			b.Invalid++
 			continue
 		}
-		if rec.Time != 0 && rec.Time < w.Start.Unix() {
+		if rec.Time != 0 && rec.Time < p.Start.Unix() {
 			continue
 		}
-		if prev, ok := written[rec.ID]; ok && prev.V == rec.Version && !inBatch[rec.ID] {
+		if prev, ok := written[rec.ID]; ok && prev.v == rec.Version && !inBatch[rec.ID] {
 			b.Dups++
 			continue
 		}

@@ -63,19 +63,31 @@ func (w *world) readState() *state {
 	return &st
 }
 
+// hasVersion reports whether the bucket holds the version key (simIssueKey).
+func (w *world) hasVersion(key string) bool {
+	for _, line := range w.Lines(collecttest.IssuesPrefix) {
+		if k, ok := issueKey(w.T, line); ok && k == key {
+			return true
+		}
+	}
+	return false
+}
+
 // TestUnchangedIssuesAreWrittenOnce: every pass returns each issue again
-// (windows overlap), with top-level numbers that
+// (windows overlap, sweeps cover the windows), with top-level numbers that
 // differ from pass to pass because each describes only its window's events.
 // With nothing changed in Sentry, three passes write each issue once.
 func TestUnchangedIssuesAreWrittenOnce(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		name    string
-		gap     time.Duration // between runs
-		missing float64       // share of issues without a seen-stats row
+		name        string
+		sweepPeriod time.Duration
+		gap         time.Duration // between runs
+		missing     float64       // share of issues without a seen-stats row
 	}{
-		{name: "overlapping_windows", gap: 5 * time.Minute},
-		{name: "lastSeen_null", gap: 5 * time.Minute, missing: 0.5},
+		{name: "overlapping_windows", sweepPeriod: -1, gap: 5 * time.Minute},
+		{name: "windows_and_a_sweep_each_run", gap: 61 * time.Minute},
+		{name: "lastSeen_null", gap: 61 * time.Minute, missing: 0.5},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,6 +104,7 @@ func TestUnchangedIssuesAreWrittenOnce(t *testing.T) {
 			}
 			w.Clock.Advance(time.Minute)
 			opts := options()
+			opts.SweepPeriod = tc.sweepPeriod
 			var records []int
 			for i := range 3 {
 				if i > 0 {
@@ -170,7 +183,8 @@ func TestEveryAccessibleProject(t *testing.T) {
 
 // TestNoVisibleProject: when the token can see no project, Sentry answers
 // the issue search with 200 [] and no Link header. That is a complete, empty
-// answer: the run succeeds, the window completes, and nothing is written.
+// answer: the run succeeds, the window and the sweep complete, and nothing is
+// written.
 func TestNoVisibleProject(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -191,13 +205,13 @@ func TestNoVisibleProject(t *testing.T) {
 			tc.setup(w.Sim)
 			w.Clock.Advance(time.Minute)
 			s, err := w.runWith(options(), nil, "tok")
-			if err != nil || s.Records != 0 || s.WorkRemaining || s.Pages != 1 {
-				t.Fatalf("run: records %d, work remaining %v, pages %d, err %v; want 0, false, 1 (one empty page), nil",
+			if err != nil || s.Records != 0 || s.WorkRemaining || s.Pages != 2 {
+				t.Fatalf("run: records %d, work remaining %v, pages %d, err %v; want 0, false, 2 (one empty page per pass), nil",
 					s.Records, s.WorkRemaining, s.Pages, err)
 			}
 			st := w.readState()
-			if st.Window != nil || st.Watermark.IsZero() {
-				t.Errorf("state: window %v, watermark %s; want the window completed", st.Window, st.Watermark)
+			if st.Window != nil || st.Sweep != nil || st.Watermark.IsZero() || st.SweptTo.IsZero() {
+				t.Errorf("state: window %v, sweep %v, watermark %s, swept to %s; want both passes completed", st.Window, st.Sweep, st.Watermark, st.SweptTo)
 			}
 			if ids := w.bucketIDs(); len(ids) != 0 {
 				t.Errorf("bucket holds %v, want nothing", ids)
