@@ -7,7 +7,10 @@
 // id against what is already stored, and advances the watermark W only when a
 // window is durably written. Progress lives in one checkpoint per project;
 // projects are served fairly within the run's budget, and idle projects are
-// skipped with one stats_v2 request (idle.go). DESIGN.md next to this file
+// skipped with one stats_v2 request (idle.go). No window reaches further back
+// than the organisation's event retention (Options.Retention): Sentry has
+// deleted what lies before it and refuses such a window, so it is skipped,
+// and the log and the run summary say so. DESIGN.md next to this file
 // explains each rule.
 package events
 
