@@ -242,6 +242,9 @@ func (a *app) eventsOptions(cl *sentry.Client) events.Options {
 		o.FullSweepInterval = c.FullSweepInterval
 		o.Stats = cl
 	}
+	if c.LateSweep {
+		o.Discover, o.Bucket, o.Stats = cl, a.store, cl
+	}
 	return o
 }
 

@@ -153,12 +153,9 @@ type Result struct {
 	Job Job
 }
 
-// Lister lists object names under a prefix and reads objects: the bucket
-// scan needs both. sink.GCS, sink.Dir and sink.Memory implement it.
-type Lister interface {
-	List(ctx context.Context, prefix string) ([]string, error)
-	Read(ctx context.Context, name string) ([]byte, int64, error)
-}
+// Lister lists object names under a prefix: the bucket as the scan needs
+// it.
+type Lister = events.Lister
 
 // Jobs creates, reads and runs the backfill jobs of the events stream.
 type Jobs struct {
@@ -183,10 +180,8 @@ func (j *Jobs) leaseKey(id string) string {
 }
 
 // projectLeaseKey is the lease a run holds on a project while it scans, reads
-// and writes one of its slices.
-func (j *Jobs) projectLeaseKey(projectID string) string {
-	return j.opts.StatePrefix + "backfill/projects/" + projectID + ".lease.json"
-}
+// and writes one of its slices: the stream's, which its late lane holds too.
+func (j *Jobs) projectLeaseKey(projectID string) string { return j.stream.ProjectLeaseKey(projectID) }
 
 // slice is the length of a job's sub-windows: at most the stream's maximum
 // window, which the bucket scan's bounds rely on.

@@ -52,7 +52,7 @@ func (j *Jobs) Run(ctx context.Context, id string, budget time.Duration) (Result
 	sum, err := engine.Do(ctx, cfg, func(r *engine.Run) error {
 		x.r = r
 		r.Summary().Projects = &engine.ProjectCounts{Considered: len(doc.V.Projects)}
-		defer func() { r.Summary().Extra = summaryAttrs(x.doc.V, x.scanned) }()
+		defer func() { r.Summary().Extra = summaryAttrs(x.doc.V, x.scannedObjects()) }()
 		return x.do(ctx)
 	})
 	if sum.LeaseHeld {
@@ -67,8 +67,7 @@ type run struct {
 	id      string
 	r       *engine.Run
 	doc     *engine.Doc[Job]
-	lists   map[string][]string // day prefix → names, this run (scan.go)
-	scanned int                 // objects read by the scans
+	scanner *events.Scanner // the bucket scan of this run (scan.go)
 }
 
 func (x *run) job() *Job              { return &x.doc.V }
@@ -276,8 +275,15 @@ func (x *run) work(ctx context.Context, i int) error {
 // slice de-duplicates project i's slice against the bucket, then reads it
 // from Sentry and writes what is new, until the slice is complete.
 func (x *run) slice(ctx context.Context, i int) error {
-	start := x.project(i).Window.Start
-	seen, pred, err := x.scan(ctx, x.project(i), start, x.project(i).Window.End)
+	start, end := x.project(i).Window.Start, x.project(i).Window.End
+	// The stream's late lane must know that this range is being read
+	// (events.Stream.NoteRead): until the slice ends, it looks in the bucket
+	// before writing a late event of the range.
+	read := events.Read{S: start.Unix(), E: end.Unix(), O: x.r.Now().Unix()}
+	if err := x.j.stream.NoteRead(ctx, x.project(i).ID, read); err != nil {
+		return err
+	}
+	seen, pred, err := x.scan(ctx, x.project(i), start, end)
 	if err != nil {
 		return err
 	}
@@ -315,7 +321,8 @@ func (x *run) slice(ctx context.Context, i int) error {
 			return err
 		}
 		if b.Done {
-			return nil
+			read.C = x.r.Now().Unix()
+			return x.j.stream.NoteRead(ctx, p.ID, read)
 		}
 	}
 }
@@ -348,3 +355,11 @@ func (l lane) Absorb(recs []engine.Record) {
 
 // Commit implements engine.Lane.
 func (l lane) Commit(ctx context.Context) error { return l.x.commit(ctx) }
+
+// scannedObjects counts the objects the run's scans read back.
+func (x *run) scannedObjects() int {
+	if x.scanner == nil {
+		return 0
+	}
+	return x.scanner.Objects
+}

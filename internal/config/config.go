@@ -99,6 +99,9 @@ type Config struct {
 	// FullSweepInterval turns on idle detection (stats_v2) and bounds how
 	// long it may skip a project; 0 turns it off.
 	FullSweepInterval time.Duration `env:"FULL_SWEEP_INTERVAL, default=1h" desc:"idle detection: projects that stats_v2 shows received nothing since their watermark are not read, but each is read at least this often; 0 reads every project every run"`
+	// LateSweep turns on the late sweep: events sent long after their
+	// timestamp (offline SDKs) are found by their receipt time.
+	LateSweep bool `env:"LATE_SWEEP, default=true" desc:"find events Sentry received after the windows that could read their timestamp (offline SDKs sending hours or days late) with Discover's error.received, and write them once; false turns the sweep off"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL, default=info" cloudrun:"required" desc:"log level: debug, info, warn or error"`
 

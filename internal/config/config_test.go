@@ -50,6 +50,7 @@ func TestLoad_defaults(t *testing.T) {
 		InitialLookback:    24 * time.Hour,
 		RunBudget:          7 * time.Minute,
 		FullSweepInterval:  time.Hour,
+		LateSweep:          true,
 		LogLevel:           "info",
 		Port:               8080,
 	}
@@ -111,6 +112,7 @@ func TestLoad_values(t *testing.T) {
 		InitialLookback:         2160 * time.Hour,
 		RunBudget:               9*time.Minute + 59*time.Second,
 		FullSweepInterval:       time.Hour,
+		LateSweep:               true,
 		LogLevel:                "debug",
 		Port:                    0,
 		PushAudience:            "https://svc.example/push",

@@ -47,6 +47,28 @@ type checkpoint struct {
 	// (zero: its last attempt succeeded). A project that fails every run
 	// for longer than failingAlertAfter is logged for the alert.
 	FailingSince time.Time `json:"failing_since,omitzero"`
+	// Reads are the recent reads of the project's events by windows and
+	// backfill slices (reads.go); ReadsPruned is the latest end of the
+	// reads forgotten.
+	Reads       []Read `json:"reads,omitempty"`
+	ReadsPruned int64  `json:"reads_pruned,omitempty"`
+	// Pending are late-sent events found by the sweep (or missing by the
+	// coverage ledger) and not yet placed or written (late.go), oldest
+	// timestamp first.
+	Pending []Straggler `json:"pending,omitempty"`
+	// Late maps the ids the late lane wrote to when (unix seconds), for
+	// lateKeep; LateSeq counts the late lane's objects; LateHour is the
+	// hour whose pending events the lane writes (0: none), which names its
+	// objects (latelane.go).
+	Late     engine.Seen `json:"late,omitempty"`
+	LateSeq  int64       `json:"late_seq,omitempty"`
+	LateHour int64       `json:"late_hour,omitempty"`
+	// Hours counts the events written per hour of their timestamp (unix
+	// second of the hour's start), by windows and the late lane, for
+	// hoursKeep: the coverage ledger's "collected". HoursSince is when the
+	// counting began (hours before it are not counted).
+	Hours      map[int64]int64 `json:"hours,omitempty"`
+	HoursSince int64           `json:"hours_since,omitempty"`
 	// UpdatedAt and UpdatedBy record the last commit (diagnostics).
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 	UpdatedBy string    `json:"updated_by,omitempty"`
@@ -66,6 +88,9 @@ type Window struct {
 	// for this window, and fall in the next window's overlap), so they are
 	// skipped without keeping their ids.
 	Frontier *frontier `json:"frontier,omitempty"`
+	// Opened is when the window was opened: every row it reads was read
+	// at that time or later (zero: unknown, a window of an older version).
+	Opened time.Time `json:"opened,omitzero"`
 	// Pages counts pages read in this window (diagnostics).
 	Pages int64 `json:"pages,omitempty"`
 }
@@ -111,6 +136,9 @@ func (cp *checkpoint) check() error {
 	}
 	if cp.Seen == nil {
 		cp.Seen = make(engine.Seen)
+	}
+	if cp.Late == nil {
+		cp.Late = make(engine.Seen)
 	}
 	return nil
 }

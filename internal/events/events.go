@@ -120,6 +120,17 @@ type Options struct {
 	// FullSweepInterval bounds how long idle detection may skip a project;
 	// default 1h; negative turns idle detection off.
 	FullSweepInterval time.Duration
+	// Discover, when set, turns on the late sweep (sweep.go): events
+	// Sentry received after the windows that could read their timestamp
+	// are found by their receipt time and written by the late lane
+	// (late.go). It needs Bucket.
+	Discover DiscoverAPI
+	// Bucket lists the data objects: the late lane reads back the objects
+	// that may hold an event it cannot place otherwise (scan.go).
+	Bucket Lister
+	// SweepHorizon is how far before a slice of receipt time the sweep
+	// looks for timestamps; default 7 days, at most the retention.
+	SweepHorizon time.Duration
 	// Progress, when set, is called after every turn of a project. It runs
 	// on the run's goroutine and must be fast.
 	Progress func(ProgressEvent)
@@ -173,6 +184,12 @@ func New(opts Options, api API, env engine.Env) (*Stream, error) {
 	}
 	if opts.FullSweepInterval == 0 {
 		opts.FullSweepInterval = DefaultFullSweepInterval
+	}
+	if opts.SweepHorizon <= 0 {
+		opts.SweepHorizon = DefaultSweepHorizon
+	}
+	if opts.Discover != nil && opts.Bucket == nil {
+		return nil, fmt.Errorf("%w: the late sweep needs the bucket's listing", failure.ErrConfig)
 	}
 	if opts.Retention == 0 {
 		opts.Retention = DefaultRetention

@@ -51,8 +51,9 @@ func (s *Stream) HandOff(ctx context.Context, projectID, slug string) (time.Time
 			end = start.Add(s.opts.MaxWindow)
 		}
 		cp := &doc.V
+		cp.HoursSince = start.Unix()
 		if end.After(start) {
-			cp.Window = &Window{Start: start, End: end}
+			cp.Window = &Window{Start: start, End: end, Opened: now.Truncate(time.Second)}
 			cp.Begin(end.Unix())
 		} else {
 			cp.Watermark = start.Add(s.overlap())

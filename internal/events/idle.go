@@ -24,8 +24,9 @@ import (
 //     now − Lag − W < FullSweepInterval: every project is read directly at
 //     least once per FullSweepInterval (+ one run period), whatever the
 //     stats say (they can lag, or be missing: getsentry/sentry#119619).
-//   - Projects with a window in progress, projects never read (W zero) and
-//     projects whose stats answer is missing are always read.
+//   - Projects with a window in progress or late events queued (late.go),
+//     projects never read (W zero) and projects whose stats answer is
+//     missing are always read.
 //   - A stats failure (error, or an answer that does not cover the range
 //     asked) falls back to reading every project.
 //
@@ -72,8 +73,8 @@ func (x *run) selectActive(ctx context.Context, projects []*project) []*project 
 	byStart := make(map[time.Time][]*project)
 	for _, p := range projects {
 		cp := p.cp()
-		if cp == nil || cp.Window != nil || cp.Watermark.IsZero() {
-			continue
+		if cp == nil || cp.Window != nil || cp.Watermark.IsZero() || len(cp.Pending) > 0 {
+			continue // always served: a window or late events to write
 		}
 		if ready.Sub(cp.Watermark) >= o.FullSweepInterval {
 			continue // due for its sweep

@@ -57,6 +57,11 @@ type scenario struct {
 	Concurrent  bool          // two collectors per round, without the lease (split brain)
 	Contend     bool          // two collectors per round, with the lease
 	Store       string        // "dir", "gcs"
+	// Late-sent events (offline SDKs) and the late sweep that finds them.
+	LateSentFrac             float64
+	LateSentMin, LateSentMax time.Duration
+	Sweep                    bool
+	Lag, Overlap             time.Duration // 0: 2m and 30m
 }
 
 func (sc scenario) String() string {
@@ -134,6 +139,7 @@ func newWorld(t testing.TB, sc scenario) *world {
 		Projects: sc.Projects, Backlog: sc.Backlog, BacklogSpan: 6 * time.Hour,
 		Arrivals: sc.Arrivals, ArrivalSpan: sc.ArrivalSpan,
 		LateFraction: sc.LateFrac, MaxLate: sc.MaxLate,
+		LateSentFraction: sc.LateSentFrac, LateSentMin: sc.LateSentMin, LateSentMax: sc.LateSentMax,
 	})
 	sim.SetFaults(sc.Faults)
 	srv := httptest.NewServer(sim)
@@ -153,10 +159,17 @@ func (w *world) client() *sentry.Client {
 }
 
 func (w *world) options() Options {
+	lag, overlap := w.sc.Lag, w.sc.Overlap
+	if lag == 0 {
+		lag = 2 * time.Minute
+	}
+	if overlap == 0 {
+		overlap = 30 * time.Minute
+	}
 	return Options{
 		Org: "acme", DataPrefix: testData, StatePrefix: testState,
 		MaxPagesPerProject: w.sc.MaxPages,
-		Lag:                2 * time.Minute, Overlap: 30 * time.Minute, InitialLookback: 24 * time.Hour,
+		Lag:                lag, Overlap: overlap, InitialLookback: 24 * time.Hour,
 	}
 }
 
@@ -164,7 +177,11 @@ func (w *world) options() Options {
 // with or without the lease.
 func (w *world) stream(runID string, cl *sentry.Client, st store, lease bool) *Stream {
 	w.t.Helper()
-	s, err := New(w.options(), cl, engine.Env{Data: st, State: st, Clock: w.clk, RunID: runID, NoLease: !lease, Counters: cl.RequestCounts})
+	o := w.options()
+	if w.sc.Sweep {
+		o.Discover, o.Bucket, o.Stats = cl, st.(Lister), cl
+	}
+	s, err := New(o, cl, engine.Env{Data: st, State: st, Clock: w.clk, RunID: runID, NoLease: !lease, Counters: cl.RequestCounts})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -17,9 +17,12 @@ import (
 
 // run is the state of one Run.
 type run struct {
-	s   *Stream
-	r   *engine.Run
-	sum *engine.Summary
+	s       *Stream
+	r       *engine.Run
+	sum     *engine.Summary
+	scanner *Scanner // the bucket scan of this run, made when needed
+
+	sweepAttrs []slog.Attr // the late sweep's summary fields (sweep.go)
 	// clipped counts the projects whose windows skipped events older than
 	// the retention in this run; clippedBefore is the latest edge used.
 	clipped       map[string]bool
@@ -41,6 +44,11 @@ type project struct {
 	retry               bool // failed transiently: work remains
 	progressed          bool // completed a turn without error
 	skipped             bool // not read: stats_v2 shows it idle (idle.go)
+
+	lateTried      bool // its late events were tried in this run
+	late           int  // late events written in this run
+	lateStored     int  // late events found stored, or left to a window
+	lateUnreadable int  // late events dropped: not returned (late.go)
 }
 
 // cp is the project's loaded checkpoint (nil when not loaded).
@@ -61,6 +69,7 @@ func (x *run) do(ctx context.Context) error {
 	if i := slices.IndexFunc(projects, func(p *project) bool { return p.cp() == nil }); i >= 0 {
 		loaded = projects[:i] // the others could not be decoded
 	}
+	x.sweep(ctx, loaded)                                                   // queues late-sent events (sweep.go)
 	progressed, readErrs, err := x.serve(ctx, x.selectActive(ctx, loaded)) // all, or not idle (idle.go)
 	if err != nil {
 		return err
@@ -232,6 +241,9 @@ func (x *run) finish(projects []*project) {
 		if cp == nil {
 			continue
 		}
+		if len(cp.Pending) > 0 && !p.failed {
+			x.sum.WorkRemaining = true // late events left for the next run
+		}
 		if cp.Window == nil {
 			x.sum.Projects.Completed++
 		}
@@ -246,6 +258,7 @@ func (x *run) finish(projects []*project) {
 	if !oldest.IsZero() {
 		x.sum.Lag = now.Sub(oldest)
 	}
+	x.lateSummary(projects)
 	if len(x.clipped) > 0 {
 		x.sum.Extra = append(x.sum.Extra,
 			slog.Int("retention_clipped_projects", len(x.clipped)),
@@ -341,4 +354,31 @@ func (x *run) progress(p *project, object string, err error) {
 		CaughtUp:    cp != nil && cp.Window == nil,
 		Err:         err,
 	})
+}
+
+// lateSummary adds the late lane's and the sweep's figures to the summary.
+func (x *run) lateSummary(projects []*project) {
+	var written, stored, unreadable, pending int
+	for _, p := range projects {
+		written += p.late
+		stored += p.lateStored
+		unreadable += p.lateUnreadable
+		if cp := p.cp(); cp != nil {
+			pending += len(cp.Pending)
+		}
+	}
+	if x.s.opts.Discover == nil && written+stored+unreadable+pending == 0 {
+		return
+	}
+	x.sum.Extra = append(x.sum.Extra, x.sweepAttrs...)
+	x.sum.Extra = append(x.sum.Extra,
+		slog.Int("late_events_written", written),
+		slog.Int("late_events_already_stored", stored),
+		slog.Int("late_events_pending", pending))
+	if unreadable > 0 {
+		x.sum.Extra = append(x.sum.Extra, slog.Int("late_events_unreadable", unreadable))
+	}
+	if x.scanner != nil {
+		x.sum.Extra = append(x.sum.Extra, slog.Int("late_objects_scanned", x.scanner.Objects))
+	}
 }

@@ -50,6 +50,7 @@ func (l lane) Absorb(recs []engine.Record) {
 	cp := l.p.cp()
 	for _, r := range recs {
 		cp.Seen[r.ID] = r.Time
+		cp.countHour(r.Time, 1)
 	}
 	cp.Advance(cp.Window.End.Unix())
 }
@@ -68,7 +69,14 @@ func (l lane) Commit(ctx context.Context) error {
 		cp.FailingSince = cp.UpdatedAt
 	}
 	cp.Slug = p.slug
+	if cp.HoursSince == 0 {
+		// Written by a version that did not count: hours from now on
+		// are counted in full.
+		cp.HoursSince = cp.UpdatedAt.Unix()
+	}
 	cp.prune(l.x.s.overlap())
+	cp.pruneLate(cp.UpdatedAt)
+	cp.pruneReads(cp.UpdatedAt)
 	return p.doc.Save(ctx, l.x.r)
 }
 
@@ -92,6 +100,15 @@ func (x *run) turn(ctx context.Context, p *project) error {
 				return err
 			}
 		}
+	}
+	if len(cp.Pending) > 0 && !p.lateTried && (cp.Window != nil || !cp.Watermark.IsZero()) {
+		// Late events first (once a run): they are older than anything
+		// the windows read.
+		p.lateTried = true
+		if err := x.writeLate(ctx, p); err != nil {
+			return err
+		}
+		cp = p.cp()
 	}
 	if cp.Window == nil {
 		if !x.r.CanRead() {
@@ -129,7 +146,9 @@ func (x *run) turn(ctx context.Context, p *project) error {
 		p.dups += b.Dups
 		wr.Progress(b)
 		if b.Done {
-			cp.Watermark = cp.Window.End
+			w := cp.Window
+			cp.addRead(Read{S: w.Start.Unix(), E: w.End.Unix(), O: unixOrZero(w.Opened), C: x.r.Now().Unix()}, x.r.Now())
+			cp.Watermark = w.End
 			cp.Window = nil
 		}
 	})
@@ -179,7 +198,12 @@ func (x *run) openWindow(ctx context.Context, p *project, minGap time.Duration) 
 	if !end.After(start) {
 		return false, nil
 	}
-	cp.Window = &Window{Start: start, End: end}
+	if cp.HoursSince == 0 && cp.Watermark.IsZero() {
+		// A project never read: every event from start on is written
+		// (and counted) from now on.
+		cp.HoursSince = start.Unix()
+	}
+	cp.Window = &Window{Start: start, End: end, Opened: now.Truncate(time.Second)}
 	cp.Begin(end.Unix())
 	if err := x.lane(p).Commit(ctx); err != nil {
 		return false, err

@@ -198,6 +198,18 @@ func IsUnknownField(err error, field string) bool {
 	return isFunc && ae.Detail == fn+" is not a valid function"
 }
 
+// multiProjectDetail is Sentry's 400 detail for a query over several
+// projects without the global-views feature.
+const multiProjectDetail = "You cannot view events from multiple projects."
+
+// IsMultiProjectRefused reports whether err is Sentry refusing a Discover
+// query over several projects because the organisation lacks global-views:
+// the caller must query one project at a time.
+func IsMultiProjectRefused(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest && ae.Detail == multiProjectDetail
+}
+
 // Discover returns one page of Discover rows over the errors dataset.
 func (c *Client) Discover(ctx context.Context, q DiscoverQuery) (Page[DiscoverRow], error) {
 	switch {

@@ -2,6 +2,7 @@ package sentry
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -362,6 +363,28 @@ func TestIsUnknownField(t *testing.T) {
 	for _, tc := range tests {
 		if got := IsUnknownField(tc.err, tc.field); got != tc.want {
 			t.Errorf("%s: IsUnknownField = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestIsMultiProjectRefused tells the global-views refusal from other 400s.
+func TestIsMultiProjectRefused(t *testing.T) {
+	t.Parallel()
+	bad := func(detail string) error { return &APIError{StatusCode: 400, Detail: detail} }
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"refused", bad("You cannot view events from multiple projects."), true},
+		{"wrapped", fmt.Errorf("sweep: %w", bad("You cannot view events from multiple projects.")), true},
+		{"other_400", bad("Invalid key for this search: error.received"), false},
+		{"not_a_400", &APIError{StatusCode: 403, Detail: "You cannot view events from multiple projects."}, false},
+		{"nil", nil, false},
+	}
+	for _, tc := range tests {
+		if got := IsMultiProjectRefused(tc.err); got != tc.want {
+			t.Errorf("%s: IsMultiProjectRefused = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
