@@ -89,21 +89,9 @@ func (s *Server) handleDiscover(rq *request) response {
 	if !discoverDatasets[dataset] {
 		return badRequest("sentrysim does not simulate dataset=" + dataset)
 	}
-	limit, e := perPage(q)
+	limit, offset, e := s.genericOffsetParams(q)
 	if e != nil {
 		return *e
-	}
-	cur, e := cursorParam(q)
-	if e != nil {
-		return *e
-	}
-	var offset int64
-	if cur != nil {
-		offset = cur.offset
-	}
-	if offset < 0 {
-		// snuba_sdk refuses a negative Offset, outside handle_query_errors.
-		return internalError(s.newEventID())
 	}
 
 	// errors.query → ErrorsQueryBuilder.
@@ -185,8 +173,7 @@ func (s *Server) handleDiscover(rq *request) response {
 	b = appendJSONString(b, dataset)
 	b = append(b, "}}"...)
 	resp := jsonResp(http.StatusOK, b)
-	prev := intCursor(0, max(0, offset-limit), true, offset > 0)
-	next := intCursor(0, max(0, offset+limit), false, hasMore)
+	prev, next := genericOffsetCursors(offset, limit, hasMore)
 	resp.header = http.Header{"Link": {s.discoverLinkHeader(rq.r, prev, next)}}
 	return resp
 }

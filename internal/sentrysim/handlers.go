@@ -225,7 +225,7 @@ func (s *Server) handleEvents(rq *request) response {
 			start, end = st, en
 		}
 	}
-	limit, e := perPage(rq.q)
+	limit, offset, e := s.genericOffsetParams(rq.q)
 	if e != nil {
 		return *e
 	}
@@ -233,17 +233,6 @@ func (s *Server) handleEvents(rq *request) response {
 	full := fullV == "1" || fullV == "true"
 	if full {
 		limit = min(limit, 10)
-	}
-	cur, e := cursorParam(rq.q)
-	if e != nil {
-		return *e
-	}
-	var offset int64
-	if cur != nil {
-		offset = cur.offset
-	}
-	if offset < 0 {
-		return internalError(s.newEventID())
 	}
 	query, _ := last(rq.q, "query")
 	query = strings.ToLower(query)
@@ -313,8 +302,7 @@ func (s *Server) handleEvents(rq *request) response {
 	}
 	b = append(b, ']')
 	resp := jsonResp(http.StatusOK, b)
-	prev := intCursor(0, max(0, offset-limit), true, offset > 0)
-	next := intCursor(0, max(0, offset+limit), false, hasMore)
+	prev, next := genericOffsetCursors(offset, limit, hasMore)
 	resp.header = http.Header{"Link": {s.linkHeader(rq.r, prev, next)}}
 	return resp
 }

@@ -153,6 +153,35 @@ func offsetPage(n int, limit int64, c *cursor) (lo, hi int, prev, next cursor, e
 	return a, b, intCursor(limit, page-1, true, page > 0), intCursor(limit, page+1, false, hasNext), ""
 }
 
+// genericOffsetParams reads per_page and cursor as GenericOffsetPaginator
+// does: the cursor's offset counts rows. A negative offset is a 500:
+// snuba_sdk refuses a negative Offset, outside handle_query_errors.
+func (s *Server) genericOffsetParams(q url.Values) (limit, offset int64, e *response) {
+	limit, e = perPage(q)
+	if e != nil {
+		return 0, 0, e
+	}
+	cur, e := cursorParam(q)
+	if e != nil {
+		return 0, 0, e
+	}
+	if cur != nil {
+		offset = cur.offset
+	}
+	if offset < 0 {
+		resp := internalError(s.newEventID())
+		return 0, 0, &resp
+	}
+	return limit, offset, nil
+}
+
+// genericOffsetCursors are GenericOffsetPaginator's cursors for the page at
+// offset: a previous page while offset > 0, a next one while a further row
+// exists.
+func genericOffsetCursors(offset, limit int64, hasMore bool) (prev, next cursor) {
+	return intCursor(0, max(0, offset-limit), true, offset > 0), intCursor(0, max(0, offset+limit), false, hasMore)
+}
+
 func clampRange(lo, hi int64, n int) (int, int) {
 	lo = max(0, min(lo, int64(n)))
 	hi = max(lo, min(hi, int64(n)))
