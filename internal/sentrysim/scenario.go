@@ -53,6 +53,19 @@ var projectWords = []string{"web-frontend", "checkout-api", "payments", "mobile-
 // Populate generates projects, issues, events and audit log entries,
 // reproducibly from Config.Seed (and the number of earlier Populate calls).
 func (s *Server) Populate(sc Scenario) {
+	sc = sc.withDefaults()
+	rng, lateSent, ps := s.populateProjects(sc)
+	if len(ps) == 0 {
+		return
+	}
+	now := s.clock.Now()
+	s.populateIssues(ps, rng)
+	s.populateEvents(ps, sc, rng, lateSent, now)
+	s.populateAuditLog(sc, rng, now)
+}
+
+// withDefaults gives the zero spans and delays their defaults.
+func (sc Scenario) withDefaults() Scenario {
 	if sc.BacklogSpan <= 0 {
 		sc.BacklogSpan = 6 * time.Hour
 	}
@@ -69,10 +82,17 @@ func (s *Server) Populate(sc Scenario) {
 		sc.LateSentMax = 72 * time.Hour
 	}
 	sc.LateSentMax = max(sc.LateSentMax, sc.LateSentMin)
+	return sc
+}
+
+// populateProjects starts this Populate call's random streams (the
+// late-sent one only when sc has late-sent events), creates sc.Projects
+// projects, and returns the live projects.
+func (s *Server) populateProjects(sc Scenario) (rng, lateSent *rand.Rand, live []*project) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.popCount++
-	rng := rand.New(rand.NewPCG(uint64(s.cfg.Seed), 0x5ce7a000+uint64(s.popCount)))
-	var lateSent *rand.Rand
+	rng = rand.New(rand.NewPCG(uint64(s.cfg.Seed), 0x5ce7a000+uint64(s.popCount)))
 	if sc.LateSentFraction > 0 {
 		lateSent = rand.New(rand.NewPCG(uint64(s.cfg.Seed), 0x1a7e5e00+uint64(s.popCount)))
 	}
@@ -87,20 +107,17 @@ func (s *Server) Populate(sc Scenario) {
 		}
 		s.addProjectLocked(slug, titleCase(slug), platforms[rng.IntN(len(platforms))])
 	}
-	var ps []*project
 	for _, p := range s.projects {
 		if p.live {
-			ps = append(ps, p)
+			live = append(live, p)
 		}
 	}
-	s.mu.Unlock()
-	if len(ps) == 0 {
-		return
-	}
-	now := s.clock.Now()
+	return rng, lateSent, live
+}
 
-	// Issues: each project gets 3–8 groups from its platform's templates
-	// (with variants), most unresolved.
+// populateIssues gives each project 3–8 groups from its platform's
+// templates (with variants), most unresolved.
+func (s *Server) populateIssues(ps []*project, rng *rand.Rand) {
 	for _, p := range ps {
 		p.mu.Lock()
 		pool := templatesByPlatform[p.platform]
@@ -129,53 +146,22 @@ func (s *Server) Populate(sc Scenario) {
 		}
 		p.mu.Unlock()
 	}
+}
 
-	// Skewed traffic: a few hot projects, a long tail.
-	weights := make([]float64, len(ps))
-	var total float64
-	for i := range weights {
-		total += 1 / math.Pow(float64(i+1), 0.8)
-		weights[i] = total
-	}
-	order := rng.Perm(len(ps))
-	pick := func() int {
-		x := rng.Float64() * total
-		i, _ := slices.BinarySearch(weights, x)
-		return order[min(i, len(ps)-1)]
-	}
+// populateEvents draws the backlog, then the arrivals, each into the
+// project traffic picks, and adds them to the projects as pending events.
+func (s *Server) populateEvents(ps []*project, sc Scenario, rng, lateSent *rand.Rand, now time.Time) {
+	t := newTraffic(len(ps), rng)
 	batches := make([][]event, len(ps))
-	gen := func(ts time.Time) {
-		pi := pick()
-		p := ps[pi]
-		g := int32(math.Min(float64(len(p.groups)-1), math.Floor(math.Abs(rng.NormFloat64())*float64(len(p.groups))/2.5)))
-		ts = ts.Truncate(time.Millisecond)
-		var recv time.Time
-		if rng.Float64() < sc.LateFraction {
-			recv = ts.Add(time.Second + time.Duration(rng.Int64N(int64(sc.MaxLate))))
-		} else {
-			recv = ts.Add(time.Duration(rng.Int64N(int64(time.Second))))
-		}
-		vis := recv.Add(500*time.Millisecond + time.Duration(rng.Int64N(int64(4500*time.Millisecond))))
-		if lateSent != nil && lateSent.Float64() < sc.LateSentFraction {
-			ts = recv.Add(-logUniform(lateSent, sc.LateSentMin, sc.LateSentMax)).Truncate(time.Millisecond)
-		}
-		ts = relayTimestamp(ts, recv, s.cfg.Retention)
-		batches[pi] = append(batches[pi], event{
-			id:        randID(rng),
-			ts:        ts.Unix(),
-			ms:        uint16(ts.Nanosecond() / int(time.Millisecond)),
-			visibleAt: vis.UnixNano(),
-			received:  recv.UnixNano(),
-			group:     g,
-			level:     255, // group's level
-			seq:       rng.Uint32(),
-		})
+	add := func(ts time.Time) {
+		pi := t.pick()
+		batches[pi] = append(batches[pi], s.scenarioEvent(ps[pi], ts, sc, rng, lateSent))
 	}
 	for range sc.Backlog {
-		gen(now.Add(-time.Duration(rng.Int64N(int64(sc.BacklogSpan))) - time.Nanosecond))
+		add(now.Add(-time.Duration(rng.Int64N(int64(sc.BacklogSpan))) - time.Nanosecond))
 	}
 	for range sc.Arrivals {
-		gen(now.Add(time.Duration(rng.Int64N(int64(sc.ArrivalSpan)))))
+		add(now.Add(time.Duration(rng.Int64N(int64(sc.ArrivalSpan)))))
 	}
 	for i, p := range ps {
 		p.mu.Lock()
@@ -187,8 +173,68 @@ func (s *Server) Populate(sc Scenario) {
 		}
 		p.mu.Unlock()
 	}
+}
 
-	// Audit log: a steady trickle over the backlog span.
+// traffic is skewed: a few hot projects, a long tail. Project order[i] has
+// weight 1/(i+1)^0.8.
+type traffic struct {
+	rng     *rand.Rand
+	weights []float64 // cumulative
+	total   float64
+	order   []int
+}
+
+func newTraffic(n int, rng *rand.Rand) *traffic {
+	t := &traffic{rng: rng, weights: make([]float64, n)}
+	for i := range t.weights {
+		t.total += 1 / math.Pow(float64(i+1), 0.8)
+		t.weights[i] = t.total
+	}
+	t.order = rng.Perm(n)
+	return t
+}
+
+// pick draws the index of a project.
+func (t *traffic) pick() int {
+	x := t.rng.Float64() * t.total
+	i, _ := slices.BinarySearch(t.weights, x)
+	return t.order[min(i, len(t.order)-1)]
+}
+
+// scenarioEvent draws an event of p at ts: its issue (skewed towards the
+// first ones), its receipt (up to MaxLate later for a LateFraction of
+// events, else within a second), its visibility (0.5–5 s after receipt)
+// and, for a LateSentFraction of events, an older timestamp. Its level
+// (255) is filled in from its issue when it is added.
+func (s *Server) scenarioEvent(p *project, ts time.Time, sc Scenario, rng, lateSent *rand.Rand) event {
+	g := int32(math.Min(float64(len(p.groups)-1), math.Floor(math.Abs(rng.NormFloat64())*float64(len(p.groups))/2.5)))
+	ts = ts.Truncate(time.Millisecond)
+	var recv time.Time
+	if rng.Float64() < sc.LateFraction {
+		recv = ts.Add(time.Second + time.Duration(rng.Int64N(int64(sc.MaxLate))))
+	} else {
+		recv = ts.Add(time.Duration(rng.Int64N(int64(time.Second))))
+	}
+	vis := recv.Add(500*time.Millisecond + time.Duration(rng.Int64N(int64(4500*time.Millisecond))))
+	if lateSent != nil && lateSent.Float64() < sc.LateSentFraction {
+		ts = recv.Add(-logUniform(lateSent, sc.LateSentMin, sc.LateSentMax)).Truncate(time.Millisecond)
+	}
+	ts = relayTimestamp(ts, recv, s.cfg.Retention)
+	return event{
+		id:        randID(rng),
+		ts:        ts.Unix(),
+		ms:        uint16(ts.Nanosecond() / int(time.Millisecond)),
+		visibleAt: vis.UnixNano(),
+		received:  recv.UnixNano(),
+		group:     g,
+		level:     255, // group's level
+		seq:       rng.Uint32(),
+	}
+}
+
+// populateAuditLog adds a steady trickle of audit log entries over the
+// backlog span.
+func (s *Server) populateAuditLog(sc Scenario, rng *rand.Rand, now time.Time) {
 	nAudit := max(10, sc.Projects)
 	for range nAudit {
 		at := now.Add(-time.Duration(rng.Int64N(int64(sc.BacklogSpan)))).Truncate(time.Microsecond)
