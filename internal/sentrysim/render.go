@@ -51,93 +51,58 @@ func appendEventTime(b []byte, sec int64, ms uint16) []byte {
 // appendEvent renders a SimpleEventSerializer row (full=false) or an
 // EventSerializer row (full=true).
 func appendEvent(b []byte, rc rowCtx, full bool) []byte {
-	e, g := rc.e, rc.g
-	id := hexID(e.id)
-	level := levels[e.level]
-	title := g.tpl.title()
-	message := e.msg // scenario events: "" as in Sentry's schema example
-	uid := strconv.Itoa(int(1000 + e.seq%userPool))
-	geo := countries[int(e.seq)%len(countries)]
+	v := newEventView(rc)
 	b = append(b, `{"id":"`...)
-	b = append(b, id...)
+	b = append(b, v.id...)
 	if full {
-		b = append(b, `","groupID":"`...)
-		b = append(b, g.idStr...)
-		b = append(b, `","eventID":"`...)
-		b = append(b, id...)
-		b = append(b, `","projectID":"`...)
-		b = append(b, rc.projectID...)
-		b = append(b, `","size":`...)
-		b = strconv.AppendInt(b, int64(4200+e.seq%9000), 10)
-		b = append(b, `,"entries":[{"type":"exception","data":{"values":[{"type":`...)
-		b = appendJSONString(b, g.tpl.excType)
-		b = append(b, `,"value":`...)
-		b = appendJSONString(b, g.tpl.value)
-		b = append(b, `,"mechanism":{"type":`...)
-		b = appendJSONString(b, g.tpl.mechanism)
-		b = append(b, `,"handled":`...)
-		b = strconv.AppendBool(b, g.tpl.handled)
-		b = append(b, `},"stacktrace":{"frames":[{"filename":"runtime/main","function":"main","lineNo":12,"inApp":false},{"filename":`...)
-		b = appendJSONString(b, g.tpl.location)
-		b = append(b, `,"function":`...)
-		b = appendJSONString(b, g.tpl.function)
-		b = append(b, `,"lineNo":`...)
-		b = strconv.AppendInt(b, int64(40+e.seq%200), 10)
-		b = append(b, `,"inApp":true,"context":[]}],"framesOmitted":null,"registers":null,"hasSystemFrames":true}}],"hasSystemFrames":true,"excOmitted":null}},{"type":"breadcrumbs","data":{"values":[{"type":"http","category":"fetch","level":"info","message":null,"timestamp":"`...)
-		b = time.Unix(e.ts-2, 0).UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
-		b = append(b, `","data":{"method":"GET","status_code":200,"url":"/api/session"}}]}}],"dist":null,"message":`...)
-		b = appendJSONString(b, message)
-		b = append(b, `,"title":`...)
-		b = appendJSONString(b, title)
-		b = append(b, `,"location":`...)
-		b = appendNullableString(b, g.tpl.location)
-		b = append(b, `,"user":`...)
-		b = appendUser(b, uid, geo, e)
-		b = append(b, `,"contexts":{"runtime":{"name":"`...)
-		b = append(b, rc.platform...)
-		b = append(b, `","type":"runtime"},"trace":{"trace_id":"`...)
-		b = append(b, id[16:]...)
-		b = append(b, id[:16]...)
-		b = append(b, `","span_id":"`...)
-		b = append(b, id[:16]...)
-		b = append(b, `","op":"http.server","status":"internal_error","type":"trace"}},"sdk":{"name":"sentry.`...)
-		b = append(b, rc.platform...)
-		b = append(b, `","version":"2.8.0"},"context":{},"packages":{},"type":"error","metadata":`...)
-		b = appendMetadata(b, g)
-		b = append(b, `,"tags":`...)
-		b = appendTags(b, rc, level, uid)
-		b = append(b, `,"platform":"`...)
-		b = append(b, rc.platform...)
-		b = append(b, `","dateReceived":"`...)
-		b = time.Unix(0, e.received).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
-		b = append(b, `","errors":[],"occurrence":null,"_meta":{},"crashFile":null,"culprit":`...)
-		b = appendNullableString(b, g.tpl.culprit)
-		b = append(b, `,"dateCreated":"`...)
-		b = appendEventTime(b, e.ts, e.ms)
-		b = append(b, `","fingerprints":["`...)
-		b = append(b, id[8:24]...)
-		b = append(b, id[:16]...)
-		b = append(b, `"],"groupingConfig":{"id":"newstyle:2023-01-11","enhancements":"KLUv_SAYwQAAkwORs25ld3N0eWxlOjIwMjMtMDEtMTGQ"}}`...)
-		return b
+		return appendFullEvent(b, rc, v)
 	}
+	return appendSimpleEvent(b, rc, v)
+}
+
+// eventView holds the values both serializers derive from an event.
+type eventView struct {
+	id      string
+	level   string
+	title   string
+	message string // scenario events: "" as in Sentry's schema example
+	uid     string
+	geo     [3]string
+}
+
+func newEventView(rc rowCtx) eventView {
+	e, g := rc.e, rc.g
+	return eventView{
+		id:      hexID(e.id),
+		level:   levels[e.level],
+		title:   g.tpl.title(),
+		message: e.msg,
+		uid:     strconv.Itoa(int(1000 + e.seq%userPool)),
+		geo:     countries[int(e.seq)%len(countries)],
+	}
+}
+
+// appendSimpleEvent renders the rest of a SimpleEventSerializer row.
+func appendSimpleEvent(b []byte, rc rowCtx, v eventView) []byte {
+	e, g := rc.e, rc.g
 	b = append(b, `","eventID":"`...)
-	b = append(b, id...)
+	b = append(b, v.id...)
 	b = append(b, `","event.type":"error","groupID":"`...)
 	b = append(b, g.idStr...)
 	b = append(b, `","projectID":"`...)
 	b = append(b, rc.projectID...)
 	b = append(b, `","message":`...)
-	b = appendJSONString(b, message)
+	b = appendJSONString(b, v.message)
 	b = append(b, `,"title":`...)
-	b = appendJSONString(b, title)
+	b = appendJSONString(b, v.title)
 	b = append(b, `,"location":`...)
 	b = appendNullableString(b, g.tpl.location)
 	b = append(b, `,"culprit":`...)
 	b = appendNullableString(b, g.tpl.culprit)
 	b = append(b, `,"user":`...)
-	b = appendUser(b, uid, geo, e)
+	b = appendUser(b, v.uid, v.geo, e)
 	b = append(b, `,"tags":`...)
-	b = appendTags(b, rc, level, uid)
+	b = appendTags(b, rc, v.level, v.uid)
 	b = append(b, `,"platform":"`...)
 	b = append(b, rc.platform...)
 	b = append(b, `","dateCreated":"`...)
@@ -146,6 +111,77 @@ func appendEvent(b []byte, rc rowCtx, full bool) []byte {
 	b = appendMetadata(b, g)
 	b = append(b, '}')
 	return b
+}
+
+// appendFullEvent renders the rest of an EventSerializer row.
+func appendFullEvent(b []byte, rc rowCtx, v eventView) []byte {
+	e, g := rc.e, rc.g
+	b = append(b, `","groupID":"`...)
+	b = append(b, g.idStr...)
+	b = append(b, `","eventID":"`...)
+	b = append(b, v.id...)
+	b = append(b, `","projectID":"`...)
+	b = append(b, rc.projectID...)
+	b = append(b, `","size":`...)
+	b = strconv.AppendInt(b, int64(4200+e.seq%9000), 10)
+	b = appendEventEntries(b, rc)
+	b = append(b, `,"dist":null,"message":`...)
+	b = appendJSONString(b, v.message)
+	b = append(b, `,"title":`...)
+	b = appendJSONString(b, v.title)
+	b = append(b, `,"location":`...)
+	b = appendNullableString(b, g.tpl.location)
+	b = append(b, `,"user":`...)
+	b = appendUser(b, v.uid, v.geo, e)
+	b = append(b, `,"contexts":{"runtime":{"name":"`...)
+	b = append(b, rc.platform...)
+	b = append(b, `","type":"runtime"},"trace":{"trace_id":"`...)
+	b = append(b, v.id[16:]...)
+	b = append(b, v.id[:16]...)
+	b = append(b, `","span_id":"`...)
+	b = append(b, v.id[:16]...)
+	b = append(b, `","op":"http.server","status":"internal_error","type":"trace"}},"sdk":{"name":"sentry.`...)
+	b = append(b, rc.platform...)
+	b = append(b, `","version":"2.8.0"},"context":{},"packages":{},"type":"error","metadata":`...)
+	b = appendMetadata(b, g)
+	b = append(b, `,"tags":`...)
+	b = appendTags(b, rc, v.level, v.uid)
+	b = append(b, `,"platform":"`...)
+	b = append(b, rc.platform...)
+	b = append(b, `","dateReceived":"`...)
+	b = time.Unix(0, e.received).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+	b = append(b, `","errors":[],"occurrence":null,"_meta":{},"crashFile":null,"culprit":`...)
+	b = appendNullableString(b, g.tpl.culprit)
+	b = append(b, `,"dateCreated":"`...)
+	b = appendEventTime(b, e.ts, e.ms)
+	b = append(b, `","fingerprints":["`...)
+	b = append(b, v.id[8:24]...)
+	b = append(b, v.id[:16]...)
+	b = append(b, `"],"groupingConfig":{"id":"newstyle:2023-01-11","enhancements":"KLUv_SAYwQAAkwORs25ld3N0eWxlOjIwMjMtMDEtMTGQ"}}`...)
+	return b
+}
+
+// appendEventEntries renders a full event's "entries": the exception with
+// its stack trace, and one breadcrumb.
+func appendEventEntries(b []byte, rc rowCtx) []byte {
+	e, g := rc.e, rc.g
+	b = append(b, `,"entries":[{"type":"exception","data":{"values":[{"type":`...)
+	b = appendJSONString(b, g.tpl.excType)
+	b = append(b, `,"value":`...)
+	b = appendJSONString(b, g.tpl.value)
+	b = append(b, `,"mechanism":{"type":`...)
+	b = appendJSONString(b, g.tpl.mechanism)
+	b = append(b, `,"handled":`...)
+	b = strconv.AppendBool(b, g.tpl.handled)
+	b = append(b, `},"stacktrace":{"frames":[{"filename":"runtime/main","function":"main","lineNo":12,"inApp":false},{"filename":`...)
+	b = appendJSONString(b, g.tpl.location)
+	b = append(b, `,"function":`...)
+	b = appendJSONString(b, g.tpl.function)
+	b = append(b, `,"lineNo":`...)
+	b = strconv.AppendInt(b, int64(40+e.seq%200), 10)
+	b = append(b, `,"inApp":true,"context":[]}],"framesOmitted":null,"registers":null,"hasSystemFrames":true}}],"hasSystemFrames":true,"excOmitted":null}},{"type":"breadcrumbs","data":{"values":[{"type":"http","category":"fetch","level":"info","message":null,"timestamp":"`...)
+	b = time.Unix(e.ts-2, 0).UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	return append(b, `","data":{"method":"GET","status_code":200,"url":"/api/session"}}]}}]`...)
 }
 
 func appendUser(b []byte, uid string, geo [3]string, e event) []byte {
