@@ -184,20 +184,6 @@ type EventSpec struct {
 	Level string
 }
 
-// AuditSpec describes an audit log entry to add.
-type AuditSpec struct {
-	// Event is the api name, e.g. "member.invite".
-	Event string
-	// At is the entry's datetime (microsecond resolution).
-	At time.Time
-	// VisibleAt is when the entry can be listed (outbox delay); zero means At.
-	VisibleAt time.Time
-	// ActorID and ActorName describe who did it; defaults are generated.
-	ActorID   int64
-	ActorName string
-	Note      string
-}
-
 // RequestStats counts requests served.
 type RequestStats struct {
 	Total       int64
@@ -614,20 +600,6 @@ func (s *Server) Issues() []IssueInfo {
 	return out
 }
 
-// AuditLogIDs returns the ids of the audit-log entries visible now.
-func (s *Server) AuditLogIDs() []string {
-	now := s.clock.Now().UnixNano()
-	s.auditMu.Lock()
-	defer s.auditMu.Unlock()
-	var out []string
-	for _, a := range s.audit {
-		if a.visibleAt <= now {
-			out = append(out, strconv.FormatInt(a.id, 10))
-		}
-	}
-	return out
-}
-
 // retentionEdge returns the oldest event timestamp (unix seconds) still
 // retained at now; ok is false when retention is unlimited (edge is then
 // the smallest int64).
@@ -700,34 +672,6 @@ func (s *Server) VisibleCount() int {
 		p.mu.Unlock()
 	}
 	return n
-}
-
-// AddAuditLog adds an audit log entry and returns its id.
-func (s *Server) AddAuditLog(a AuditSpec) string {
-	if a.VisibleAt.IsZero() {
-		a.VisibleAt = a.At
-	}
-	s.auditMu.Lock()
-	defer s.auditMu.Unlock()
-	s.auditSeq++
-	id := 880000 + s.auditSeq
-	if a.ActorID == 0 {
-		a.ActorID = 10000 + s.auditSeq%7
-	}
-	if a.ActorName == "" {
-		a.ActorName = fmt.Sprintf("user%d@example.com", a.ActorID)
-	}
-	s.audit = append(s.audit, auditEntry{
-		id:        id,
-		at:        a.At.UnixMicro(),
-		visibleAt: a.VisibleAt.UnixNano(),
-		event:     a.Event,
-		actorID:   a.ActorID,
-		actorName: a.ActorName,
-		note:      a.Note,
-	})
-	slices.SortStableFunc(s.audit, func(x, y auditEntry) int { return auditCmp(x, y) })
-	return strconv.FormatInt(id, 10)
 }
 
 // RequestStats returns a snapshot of the request counters.
