@@ -49,69 +49,9 @@ func (s *Server) handleProjects(rq *request) response {
 	if e := s.orgCheck(rq, "org:read"); e != nil {
 		return *e
 	}
-	type row struct {
-		id                   string
-		slug, name, platform string
-		created              time.Time
-		firstEvent           int64
-		hasEvents            bool
-		member               bool
-	}
-	s.mu.RLock()
-	rows := make([]row, 0, len(s.projects))
-	live := make([]*project, 0, len(s.projects))
-	for _, p := range s.projects {
-		if p.live {
-			rows = append(rows, row{id: p.idStr, slug: p.slug, name: p.name, platform: p.platform, created: p.created, member: rq.caller.isMember(p)})
-			live = append(live, p)
-		}
-	}
-	s.mu.RUnlock()
-	now := rq.now.UnixNano()
-	for i, p := range live {
-		p.mu.Lock()
-		p.promoteLocked(now)
-		if len(p.visible) > 0 {
-			rows[i].hasEvents, rows[i].firstEvent = true, p.visible[0].ts
-		}
-		p.mu.Unlock()
-	}
-	slices.SortFunc(rows, func(a, b row) int { return cmpString(a.slug, b.slug) })
-	render := func(b []byte, r row) []byte {
-		b = append(b, `{"id":"`...)
-		b = append(b, r.id...)
-		b = append(b, `","slug":`...)
-		b = appendJSONString(b, r.slug)
-		b = append(b, `,"name":`...)
-		b = appendJSONString(b, r.name)
-		b = append(b, `,"platform":"`...)
-		b = append(b, r.platform...)
-		b = append(b, `","platforms":["`...)
-		b = append(b, r.platform...)
-		b = append(b, `"],"dateCreated":"`...)
-		b = r.created.AppendFormat(b, "2006-01-02T15:04:05.000000Z")
-		b = append(b, `","isBookmarked":false,"isMember":`...)
-		b = strconv.AppendBool(b, r.member)
-		b = append(b, `,"features":["alert-filters","minidump","similarity-indexing"],"firstEvent":`...)
-		if r.hasEvents {
-			b = append(b, '"')
-			b = appendDate(b, r.firstEvent)
-			b = append(b, '"')
-		} else {
-			b = append(b, "null"...)
-		}
-		b = append(b, `,"firstTransactionEvent":false,"access":["project:read","event:read"],"hasAccess":true,"hasMinifiedStackTrace":false,"hasMonitors":false,"hasProfiles":false,"hasReplays":false,"hasFeedbacks":false,"hasSessions":false,"isInternal":false,"isPublic":false,"avatar":{"avatarType":"letter_avatar","avatarUuid":null},"color":"#3f70bf","team":{"id":"1","name":"Platform","slug":"platform"},"teams":[{"id":"1","name":"Platform","slug":"platform"}],"environments":["production","staging"],"latestRelease":null,"latestDeploys":null,"hasUserReports":false}`...)
-		return b
-	}
+	rows := s.projectRows(rq)
 	if v, _ := last(rq.q, "all_projects"); v == "1" {
-		b := []byte{'['}
-		for i, r := range rows {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = render(b, r)
-		}
-		return jsonResp(http.StatusOK, append(b, ']'))
+		return jsonResp(http.StatusOK, renderProjects(rows))
 	}
 	limit, e := perPage(rq.q)
 	if e != nil {
@@ -128,16 +68,85 @@ func (s *Server) handleProjects(rq *request) response {
 	if bad != "" {
 		return badRequest(bad)
 	}
-	b := []byte{'['}
-	for i := lo; i < hi; i++ {
-		if i > lo {
-			b = append(b, ',')
-		}
-		b = render(b, rows[i])
-	}
-	resp := jsonResp(http.StatusOK, append(b, ']'))
+	resp := jsonResp(http.StatusOK, renderProjects(rows[lo:hi]))
 	resp.header = http.Header{"Link": {s.linkHeader(rq.r, prev, next)}}
 	return resp
+}
+
+// projectRow is a project as the projects endpoint lists it.
+type projectRow struct {
+	id                   string
+	slug, name, platform string
+	created              time.Time
+	firstEvent           int64
+	hasEvents            bool
+	member               bool
+}
+
+// projectRows returns the live projects, by slug, with their first
+// visible event and the caller's membership.
+func (s *Server) projectRows(rq *request) []projectRow {
+	s.mu.RLock()
+	rows := make([]projectRow, 0, len(s.projects))
+	live := make([]*project, 0, len(s.projects))
+	for _, p := range s.projects {
+		if p.live {
+			rows = append(rows, projectRow{id: p.idStr, slug: p.slug, name: p.name, platform: p.platform, created: p.created, member: rq.caller.isMember(p)})
+			live = append(live, p)
+		}
+	}
+	s.mu.RUnlock()
+	now := rq.now.UnixNano()
+	for i, p := range live {
+		p.mu.Lock()
+		p.promoteLocked(now)
+		if len(p.visible) > 0 {
+			rows[i].hasEvents, rows[i].firstEvent = true, p.visible[0].ts
+		}
+		p.mu.Unlock()
+	}
+	slices.SortFunc(rows, func(a, b projectRow) int { return cmpString(a.slug, b.slug) })
+	return rows
+}
+
+// renderProjects renders the rows as a JSON array.
+func renderProjects(rows []projectRow) []byte {
+	b := []byte{'['}
+	for i, r := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendProject(b, r)
+	}
+	return append(b, ']')
+}
+
+// appendProject renders an OrganizationProjectsEndpoint row.
+func appendProject(b []byte, r projectRow) []byte {
+	b = append(b, `{"id":"`...)
+	b = append(b, r.id...)
+	b = append(b, `","slug":`...)
+	b = appendJSONString(b, r.slug)
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, r.name)
+	b = append(b, `,"platform":"`...)
+	b = append(b, r.platform...)
+	b = append(b, `","platforms":["`...)
+	b = append(b, r.platform...)
+	b = append(b, `"],"dateCreated":"`...)
+	b = r.created.AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+	b = append(b, `","isBookmarked":false,"isMember":`...)
+	b = strconv.AppendBool(b, r.member)
+	b = append(b, `,"features":["alert-filters","minidump","similarity-indexing"],"firstEvent":`...)
+	if r.hasEvents {
+		b = append(b, '"')
+		b = appendDate(b, r.firstEvent)
+		b = append(b, '"')
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"firstTransactionEvent":false,"access":["project:read","event:read"],"hasAccess":true,"hasMinifiedStackTrace":false,"hasMonitors":false,"hasProfiles":false,"hasReplays":false,"hasFeedbacks":false,"hasSessions":false,"isInternal":false,"isPublic":false,"avatar":{"avatarType":"letter_avatar","avatarUuid":null},"color":"#3f70bf","team":{"id":"1","name":"Platform","slug":"platform"},"teams":[{"id":"1","name":"Platform","slug":"platform"}],"environments":["production","staging"],"latestRelease":null,"latestDeploys":null,"hasUserReports":false}`...)
+	return b
 }
 
 // resolveProject is ProjectEndpoint.convert_args: id or slug; 404 for
