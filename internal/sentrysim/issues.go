@@ -2,6 +2,7 @@ package sentrysim
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,10 +82,48 @@ func (s *Server) handleIssues(rq *request) response {
 	if e := s.orgCheck(rq, "event:read"); e != nil {
 		return *e
 	}
+	iq, ps, e := s.parseIssuesQuery(rq)
+	if e != nil {
+		return *e
+	}
+	rows := s.issuesInWindow(ps, rq.now, iq.start, iq.end)
+	items := rankIssues(rows, iq.filter, iq.sortBy)
+	page, prev, next := sequencePage(items, iq.limit, iq.cur)
+	var st statsSpec
+	if iq.statsPeriod != "" {
+		st = groupStatsSpec(iq.statsPeriod, rq.now, iq.start, iq.end)
+		s.fillIssueStats(rows, page, st, rq.now)
+	}
+	resp := jsonResp(http.StatusOK, s.renderIssues(rq.r, rows, page, iq.statsPeriod, st))
+	resp.header = http.Header{
+		"Link":       {s.linkHeader(rq.r, prev, next)},
+		"X-Hits":     {strconv.Itoa(min(len(items), 1000))},
+		"X-Max-Hits": {"1000"},
+	}
+	return resp
+}
+
+// issuesQuery is a validated issues query.
+type issuesQuery struct {
+	start, end  time.Time
+	statsPeriod string // groupStatsPeriod; "" renders no "stats"
+	limit       int64
+	cur         *cursor
+	filter      issueFilter
+	sortBy      string
+}
+
+// parseIssuesQuery reads the date range, groupStatsPeriod and the
+// projects, then the search parameters. It returns the answer itself when
+// that is decided before the search: an error, or [] without projects.
+func (s *Server) parseIssuesQuery(rq *request) (issuesQuery, []*project, *response) {
 	q := rq.q
-	start, end, _, msg := dateRange(q, rq.now, false, maxSearchPeriod)
+	var iq issuesQuery
+	var msg string
+	iq.start, iq.end, _, msg = dateRange(q, rq.now, false, maxSearchPeriod)
 	if msg != "" {
-		return badRequest(msg)
+		resp := badRequest(msg)
+		return iq, nil, &resp
 	}
 	statsPeriod, ok := last(q, "groupStatsPeriod")
 	if !ok {
@@ -93,55 +132,75 @@ func (s *Server) handleIssues(rq *request) response {
 	switch statsPeriod {
 	case "", "24h", "14d", "auto":
 	default:
-		return badRequest(errInvalidStatsPeriod)
+		resp := badRequest(errInvalidStatsPeriod)
+		return iq, nil, &resp
 	}
+	iq.statsPeriod = statsPeriod
 	ps, e := s.getProjects(rq, q["project"])
 	if e != nil {
-		return *e
+		return iq, nil, e
 	}
 	if len(ps) == 0 {
 		// `if not projects: return Response([])`: no cursor result, so no
 		// Link header and no X-Hits.
-		return jsonResp(http.StatusOK, []byte("[]"))
+		resp := jsonResp(http.StatusOK, []byte("[]"))
+		return iq, nil, &resp
 	}
+	if e := iq.parseSearchParams(q, rq.now); e != nil {
+		return iq, nil, e
+	}
+	return iq, ps, nil
+}
 
-	// build_query_params_from_request
-	limit := int64(100)
+// parseSearchParams is build_query_params_from_request: limit, cursor, the
+// search query (DEFAULT_QUERY when the parameter is absent) and the sort.
+func (iq *issuesQuery) parseSearchParams(q url.Values, now time.Time) *response {
+	iq.limit = 100
 	if raw, _ := last(q, "limit"); raw != "" {
 		n, err := strconv.ParseInt(raw, 10, 64)
 		if err != nil {
-			return badRequest("invalid limit")
+			resp := badRequest("invalid limit")
+			return &resp
 		}
-		limit = n
+		iq.limit = n
 	}
-	cur, e := cursorParam(q)
-	if e != nil {
-		return *e
+	var e *response
+	if iq.cur, e = cursorParam(q); e != nil {
+		return e
 	}
 	query, has := last(q, "query")
 	if !has {
 		query = defaultIssueQuery
 	}
-	filter, bad := parseIssueQuery(strings.TrimSpace(query), rq.now)
-	if bad != "" {
-		return badRequest("Error parsing search query: " + bad)
+	var bad string
+	if iq.filter, bad = parseIssueQuery(strings.TrimSpace(query), now); bad != "" {
+		resp := badRequest("Error parsing search query: " + bad)
+		return &resp
 	}
-	sortBy, _ := last(q, "sort")
-	if sortBy == "" {
-		sortBy = "date"
+	iq.sortBy, _ = last(q, "sort")
+	if iq.sortBy == "" {
+		iq.sortBy = "date"
 	}
-	switch sortBy {
+	var msg string
+	switch iq.sortBy {
 	case "date", "new", "freq", "user":
 	case "inbox", "trends", "recommended":
-		return badRequest("sentrysim does not simulate sort=" + sortBy)
+		msg = "sentrysim does not simulate sort=" + iq.sortBy
 	default:
-		return badRequest("Sort key '" + sortBy + "' not supported.")
+		msg = "Sort key '" + iq.sortBy + "' not supported."
 	}
+	if msg != "" {
+		resp := badRequest(msg)
+		return &resp
+	}
+	return nil
+}
 
-	// The search window: [start, end) clamped to retention and to 90 days.
-	// A window entirely before that is an empty result ("backwards
-	// compatibility with Django search"), not an error.
-	now := rq.now
+// issuesInWindow searches the issues of ps in the search window: [start,
+// end) clamped to retention and to 90 days. A window entirely before that
+// is an empty result ("backwards compatibility with Django search"), not
+// an error.
+func (s *Server) issuesInWindow(ps []*project, now, start, end time.Time) []issueRow {
 	retDate := now.Add(-maxSearchPeriod)
 	if s.cfg.Retention > 0 && s.cfg.Retention < maxSearchPeriod {
 		retDate = now.Add(-s.cfg.Retention)
@@ -153,11 +212,15 @@ func (s *Server) handleIssues(rq *request) response {
 	if retDate.After(searchEnd) {
 		searchEnd = retDate
 	}
-	var rows []issueRow
-	if searchStart.Before(searchEnd) {
-		rows = s.searchIssues(ps, now, ceilSec(searchStart), ceilSec(searchEnd))
+	if !searchStart.Before(searchEnd) {
+		return nil
 	}
+	return s.searchIssues(ps, now, ceilSec(searchStart), ceilSec(searchEnd))
+}
 
+// rankIssues keeps the rows that match filter and orders them for the
+// SequencePaginator: by the sort's score, then by id, both descending.
+func rankIssues(rows []issueRow, filter issueFilter, sortBy string) []seqItem {
 	items := make([]seqItem, 0, len(rows))
 	for i := range rows {
 		r := &rows[i]
@@ -183,16 +246,14 @@ func (s *Server) handleIssues(rq *request) response {
 		}
 		return cmp64(b.id, a.id)
 	})
-	page, prev, next := sequencePage(items, limit, cur)
+	return items
+}
 
-	var st statsSpec
-	if statsPeriod != "" {
-		st = groupStatsSpec(statsPeriod, now, start, end)
-		s.fillIssueStats(rows, page, st, now)
-	}
+// renderIssues renders the rows of the page as a JSON array.
+func (s *Server) renderIssues(r *http.Request, rows []issueRow, page []seqItem, statsPeriod string, st statsSpec) []byte {
 	base := strings.TrimRight(s.cfg.URLPrefix, "/")
 	if base == "" {
-		base = requestBase(rq.r)
+		base = requestBase(r)
 	}
 	b := []byte{'['}
 	for i, it := range page {
@@ -201,13 +262,7 @@ func (s *Server) handleIssues(rq *request) response {
 		}
 		b = appendIssue(b, &rows[it.idx], base, s.cfg.Org, statsPeriod, st)
 	}
-	resp := jsonResp(http.StatusOK, append(b, ']'))
-	resp.header = http.Header{
-		"Link":       {s.linkHeader(rq.r, prev, next)},
-		"X-Hits":     {strconv.Itoa(min(len(items), 1000))},
-		"X-Max-Hits": {"1000"},
-	}
-	return resp
+	return append(b, ']')
 }
 
 // searchIssues returns a row for every issue of ps with at least one
