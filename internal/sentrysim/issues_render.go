@@ -16,6 +16,31 @@ import (
 // group's events, expired ones included; its "stats" is always null) and
 // "filtered" (null: no event-level conditions).
 func appendIssue(b []byte, r *issueRow, base, org, statsPeriod string, st statsSpec) []byte {
+	b = appendIssueGroup(b, r, base, org)
+	b = append(b, `,"numComments":0,"assignedTo":`...)
+	b = appendAssignee(b, r.assignee)
+	b = append(b, `,"isBookmarked":false,"isSubscribed":false,"subscriptionDetails":null,"hasSeen":false,"annotations":[],"issueType":"error","issueCategory":"error","priority":"`...)
+	b = append(b, r.priority...)
+	b = append(b, `","priorityLockedAt":`...)
+	if r.priorityLockedAt == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = appendDateTime(b, time.Unix(0, r.priorityLockedAt))
+		b = append(b, '"')
+	}
+	b = append(b, `,"isUnhandled":`...)
+	b = strconv.AppendBool(b, !r.g.tpl.handled)
+	b = appendWindowSeen(b, r)
+	if statsPeriod != "" {
+		b = appendIssueStats(b, r, statsPeriod, st)
+	}
+	b = appendLifetime(b, r, statsPeriod != "")
+	return append(b, `,"filtered":null}`...)
+}
+
+// appendIssueGroup renders the base group fields, from "id" to "metadata".
+func appendIssueGroup(b []byte, r *issueRow, base, org string) []byte {
 	g := r.g
 	b = append(b, `{"id":"`...)
 	b = append(b, g.idStr...)
@@ -44,60 +69,62 @@ func appendIssue(b []byte, r *issueRow, base, org, statsPeriod string, st statsS
 	b = append(b, `,"platform":"`...)
 	b = append(b, r.platform...)
 	b = append(b, `"},"type":"error","metadata":`...)
-	b = appendMetadata(b, g)
-	b = append(b, `,"numComments":0,"assignedTo":`...)
-	if r.assignee == "" {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, `{"type":"user","id":`...)
-		b = appendJSONString(b, r.assignee)
-		b = append(b, `,"name":`...)
-		b = appendJSONString(b, "user"+r.assignee)
-		b = append(b, `,"email":`...)
-		b = appendJSONString(b, "user"+r.assignee+"@example.com")
-		b = append(b, '}')
+	return appendMetadata(b, g)
+}
+
+// appendAssignee renders assignedTo: null, or the user.
+func appendAssignee(b []byte, userID string) []byte {
+	if userID == "" {
+		return append(b, "null"...)
 	}
-	b = append(b, `,"isBookmarked":false,"isSubscribed":false,"subscriptionDetails":null,"hasSeen":false,"annotations":[],"issueType":"error","issueCategory":"error","priority":"`...)
-	b = append(b, r.priority...)
-	b = append(b, `","priorityLockedAt":`...)
-	if r.priorityLockedAt == 0 {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '"')
-		b = appendDateTime(b, time.Unix(0, r.priorityLockedAt))
-		b = append(b, '"')
-	}
-	b = append(b, `,"isUnhandled":`...)
-	b = strconv.AppendBool(b, !g.tpl.handled)
+	b = append(b, `{"type":"user","id":`...)
+	b = appendJSONString(b, userID)
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, "user"+userID)
+	b = append(b, `,"email":`...)
+	b = appendJSONString(b, "user"+userID+"@example.com")
+	return append(b, '}')
+}
+
+// appendWindowSeen renders count, userCount, firstSeen and lastSeen of the
+// search window: zero and null when the seen-stats query has no row.
+func appendWindowSeen(b []byte, r *issueRow) []byte {
 	if r.missing {
-		b = append(b, `,"count":"0","userCount":0,"firstSeen":null,"lastSeen":null`...)
-	} else {
-		b = append(b, `,"count":"`...)
-		b = strconv.AppendInt(b, r.win.count, 10)
-		b = append(b, `","userCount":`...)
-		b = strconv.AppendInt(b, r.win.userCount, 10)
-		b = append(b, `,"firstSeen":"`...)
-		b = appendDate(b, r.win.first)
-		b = append(b, `","lastSeen":"`...)
-		b = appendDate(b, r.win.last)
-		b = append(b, '"')
+		return append(b, `,"count":"0","userCount":0,"firstSeen":null,"lastSeen":null`...)
 	}
-	if statsPeriod != "" {
-		b = append(b, `,"stats":{"`...)
-		b = append(b, statsPeriod...)
-		b = append(b, `":[`...)
-		for i, ts := range st.series {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '[')
-			b = strconv.AppendInt(b, ts, 10)
+	b = append(b, `,"count":"`...)
+	b = strconv.AppendInt(b, r.win.count, 10)
+	b = append(b, `","userCount":`...)
+	b = strconv.AppendInt(b, r.win.userCount, 10)
+	b = append(b, `,"firstSeen":"`...)
+	b = appendDate(b, r.win.first)
+	b = append(b, `","lastSeen":"`...)
+	b = appendDate(b, r.win.last)
+	return append(b, '"')
+}
+
+// appendIssueStats renders "stats": [bucket start, count] pairs under the
+// groupStatsPeriod.
+func appendIssueStats(b []byte, r *issueRow, statsPeriod string, st statsSpec) []byte {
+	b = append(b, `,"stats":{"`...)
+	b = append(b, statsPeriod...)
+	b = append(b, `":[`...)
+	for i, ts := range st.series {
+		if i > 0 {
 			b = append(b, ',')
-			b = strconv.AppendInt(b, r.series[i], 10)
-			b = append(b, ']')
 		}
-		b = append(b, "]}"...)
+		b = append(b, '[')
+		b = strconv.AppendInt(b, ts, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, r.series[i], 10)
+		b = append(b, ']')
 	}
+	return append(b, "]}"...)
+}
+
+// appendLifetime renders "lifetime", whose "stats" is null when the row
+// has stats.
+func appendLifetime(b []byte, r *issueRow, withStats bool) []byte {
 	b = append(b, `,"lifetime":{"count":"`...)
 	b = strconv.AppendInt(b, r.lifeCount, 10)
 	b = append(b, `","userCount":`...)
@@ -107,9 +134,8 @@ func appendIssue(b []byte, r *issueRow, base, org, statsPeriod string, st statsS
 	b = append(b, `","lastSeen":"`...)
 	b = appendDate(b, r.lifeLast)
 	b = append(b, '"')
-	if statsPeriod != "" {
+	if withStats {
 		b = append(b, `,"stats":null`...)
 	}
-	b = append(b, `},"filtered":null}`...)
-	return b
+	return append(b, '}')
 }
