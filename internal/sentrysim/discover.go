@@ -60,73 +60,120 @@ func (s *Server) handleDiscover(rq *request) response {
 	if e := s.orgCheck(rq, "event:read"); e != nil {
 		return *e
 	}
-	q := rq.q
-	fields := q["field"]
-	if len(fields) > maxDiscoverFields {
-		return badRequest("You can view up to 20 fields at a time. Please delete some and try again.")
+	dq, e := s.parseDiscover(rq)
+	if e != nil {
+		return *e
 	}
-	start, end, _, msg := dateRange(q, rq.now, false, 90*24*time.Hour)
+	rows := s.discoverRows(dq.ps, dq.start, dq.end, rq.now, dq.cond)
+	page, hasMore := discoverPage(discoverTable(dq.cols, rows), dq.order, dq.offset, dq.limit)
+	resp := jsonResp(http.StatusOK, renderDiscover(page, dq.cols, dq.dataset))
+	prev, next := genericOffsetCursors(dq.offset, dq.limit, hasMore)
+	resp.header = http.Header{"Link": {s.discoverLinkHeader(rq.r, prev, next)}}
+	return resp
+}
+
+// discoverQuery is a validated Discover query.
+type discoverQuery struct {
+	fields        []string
+	start, end    time.Time
+	ps            []*project
+	dataset       string
+	limit, offset int64
+	cond          *searchNode // nil: no condition
+	cols          []dcolumn
+	order         []sortKey
+}
+
+// parseDiscover reads the request in Sentry's order, steps 1 to 4 above,
+// then builds the query (step 5). It returns the answer itself when that
+// is decided before the query runs: an error, or NoProjects' empty answer.
+func (s *Server) parseDiscover(rq *request) (*discoverQuery, *response) {
+	q := rq.q
+	dq := &discoverQuery{fields: q["field"]}
+	if len(dq.fields) > maxDiscoverFields {
+		resp := badRequest("You can view up to 20 fields at a time. Please delete some and try again.")
+		return nil, &resp
+	}
+	var msg string
+	dq.start, dq.end, _, msg = dateRange(q, rq.now, false, 90*24*time.Hour)
 	if msg != "" {
-		return badRequest(msg)
+		resp := badRequest(msg)
+		return nil, &resp
 	}
 	if _, rel := last(q, "statsPeriod"); rel {
-		start, end = s.quantizeDates(start, end)
+		dq.start, dq.end = s.quantizeDates(dq.start, dq.end)
 	}
-	ps, e := s.getProjects(rq, q["project"])
-	if e != nil {
-		return *e
+	var e *response
+	if dq.ps, e = s.getProjects(rq, q["project"]); e != nil {
+		return nil, e
 	}
-	if len(ps) == 0 {
-		return jsonResp(http.StatusOK, []byte(noProjectsBody))
+	if len(dq.ps) == 0 {
+		resp := jsonResp(http.StatusOK, []byte(noProjectsBody))
+		return nil, &resp
 	}
-	if s.cfg.NoGlobalViews && len(ps) > 1 {
-		return badRequest("You cannot view events from multiple projects.")
+	if s.cfg.NoGlobalViews && len(dq.ps) > 1 {
+		resp := badRequest("You cannot view events from multiple projects.")
+		return nil, &resp
 	}
-	dataset, ok := last(q, "dataset")
-	if !ok {
-		dataset = "discover"
+	var ok bool
+	if dq.dataset, ok = last(q, "dataset"); !ok {
+		dq.dataset = "discover"
 	}
-	if !discoverDatasets[dataset] {
-		return badRequest("sentrysim does not simulate dataset=" + dataset)
+	if !discoverDatasets[dq.dataset] {
+		resp := badRequest("sentrysim does not simulate dataset=" + dq.dataset)
+		return nil, &resp
 	}
-	limit, offset, e := s.genericOffsetParams(q)
-	if e != nil {
-		return *e
+	if dq.limit, dq.offset, e = s.genericOffsetParams(q); e != nil {
+		return nil, e
 	}
+	if e = s.buildDiscoverQuery(rq, dq); e != nil {
+		return nil, e
+	}
+	return dq, nil
+}
 
-	// errors.query → ErrorsQueryBuilder.
-	if len(fields) == 0 {
-		return badRequest("No columns selected")
+// buildDiscoverQuery is errors.query's ErrorsQueryBuilder: the fields, the
+// search query, the range cut to the retention, the columns and the sort.
+func (s *Server) buildDiscoverQuery(rq *request, dq *discoverQuery) *response {
+	if len(dq.fields) == 0 {
+		resp := badRequest("No columns selected")
+		return &resp
 	}
 	keys := discoverKeys{noReceived: s.cfg.DiscoverNoReceived, receivedIsTag: s.cfg.DiscoverReceivedAsTag}
-	query, _ := last(q, "query")
-	cond, err := parseSearch(query, rq.now, keys)
-	if err != nil {
-		return badRequest(err.Error())
+	query, _ := last(rq.q, "query")
+	var err error
+	if dq.cond, err = parseSearch(query, rq.now, keys); err != nil {
+		resp := badRequest(err.Error())
+		return &resp
 	}
 	if s.cfg.Retention > 0 {
-		if edge := rq.now.Add(-s.cfg.Retention); edge.After(start) {
-			start = edge
+		if edge := rq.now.Add(-s.cfg.Retention); edge.After(dq.start) {
+			dq.start = edge
 		}
-		if start.After(end) {
-			return badRequest("Invalid date range. Please try a more recent date range.")
+		if dq.start.After(dq.end) {
+			resp := badRequest("Invalid date range. Please try a more recent date range.")
+			return &resp
 		}
 	}
-	cols, serr := s.discoverSelect(fields, keys)
-	if serr != nil {
-		return badRequest(serr.Error())
+	var serr *searchError
+	if dq.cols, serr = s.discoverSelect(dq.fields, keys); serr != nil {
+		resp := badRequest(serr.Error())
+		return &resp
 	}
-	orderby := q["sort"]
+	orderby := rq.q["sort"]
 	if len(orderby) == 0 {
-		orderby = q["orderby"]
+		orderby = rq.q["orderby"]
 	}
-	order, serr := s.discoverOrder(orderby, cols, keys)
-	if serr != nil {
-		return badRequest(serr.Error())
+	if dq.order, serr = s.discoverOrder(orderby, dq.cols, keys); serr != nil {
+		resp := badRequest(serr.Error())
+		return &resp
 	}
+	return nil
+}
 
-	rows := s.discoverRows(ps, start, end, rq.now, cond)
-	table := discoverTable(cols, rows)
+// discoverPage sorts the table and cuts the page at offset: at most limit
+// rows, and whether a further row exists.
+func discoverPage(table [][]dval, order []sortKey, offset, limit int64) ([][]dval, bool) {
 	sortTable(table, order, offset)
 	lo, hi := clampRange(offset, offset+limit+1, len(table))
 	page := table[lo:hi]
@@ -134,7 +181,12 @@ func (s *Server) handleDiscover(rq *request) response {
 	if hasMore {
 		page = page[:limit]
 	}
+	return page, hasMore
+}
 
+// renderDiscover renders the page: "data", one object per row, and
+// "meta" with the columns' types.
+func renderDiscover(page [][]dval, cols []dcolumn, dataset string) []byte {
 	b := make([]byte, 0, 64+len(page)*40*len(cols))
 	b = append(b, `{"data":[`...)
 	for i, r := range page {
@@ -171,11 +223,7 @@ func (s *Server) handleDiscover(rq *request) response {
 	}
 	b = append(b, `},"isMetricsData":false,"isMetricsExtractedData":false,"tips":{"query":null,"columns":null},"datasetReason":"unchanged","dataset":`...)
 	b = appendJSONString(b, dataset)
-	b = append(b, "}}"...)
-	resp := jsonResp(http.StatusOK, b)
-	prev, next := genericOffsetCursors(offset, limit, hasMore)
-	resp.header = http.Header{"Link": {s.discoverLinkHeader(rq.r, prev, next)}}
-	return resp
+	return append(b, "}}"...)
 }
 
 // discoverSelect is resolve_select: the fields once each, in order, then
