@@ -2,7 +2,6 @@ package sentrysim
 
 import (
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -340,64 +339,4 @@ func quantizeTime(t time.Time, keyHash, duration int64, up bool) time.Time {
 		floor += duration
 	}
 	return t.Truncate(time.Hour).Add(time.Duration(floor) * time.Second)
-}
-
-// discoverLinkHeader is build_cursor_link of OrganizationEventsV2EndpointBase:
-// unlike the other endpoints it keeps every value of every parameter (the
-// repeated field), re-encoded with urllib's quote, keys in first-seen order.
-func (s *Server) discoverLinkHeader(r *http.Request, prev, next cursor) string {
-	base := s.cfg.URLPrefix
-	if base == "" {
-		base = requestBase(r)
-	}
-	base = strings.TrimRight(base, "/") + pyQuote(r.URL.Path) + "?" + pyQueryString(r.URL.RawQuery)
-	return cursorLink(base, "previous", prev) + ", " + cursorLink(base, "next", next)
-}
-
-// pyQueryString renders request.GET.lists() minus cursor as
-// "k=v&k=v2&…", each part quoted.
-func pyQueryString(raw string) string {
-	var keys []string
-	vals := map[string][]string{}
-	for _, part := range strings.Split(raw, "&") {
-		if part == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(part, "=")
-		k, err1 := url.QueryUnescape(k)
-		v, err2 := url.QueryUnescape(v)
-		if err1 != nil || err2 != nil || k == "cursor" {
-			continue
-		}
-		if _, ok := vals[k]; !ok {
-			keys = append(keys, k)
-		}
-		vals[k] = append(vals[k], v)
-	}
-	var parts []string
-	for _, k := range keys {
-		for _, v := range vals[k] {
-			parts = append(parts, pyQuote(k)+"="+pyQuote(v))
-		}
-	}
-	return strings.Join(parts, "&")
-}
-
-// pyQuote is urllib.parse.quote(s) (safe "/"): every byte but letters,
-// digits, "_.-~" and "/" is %XX.
-func pyQuote(s string) string {
-	const hexUpper = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("_.-~/", c) >= 0:
-			b.WriteByte(c)
-		default:
-			b.WriteByte('%')
-			b.WriteByte(hexUpper[c>>4])
-			b.WriteByte(hexUpper[c&15])
-		}
-	}
-	return b.String()
 }
