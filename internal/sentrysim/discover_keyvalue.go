@@ -1,0 +1,173 @@
+package sentrysim
+
+import (
+	"regexp"
+	"strings"
+)
+
+// A key:value term of Discover's search syntax, as event_search_grammar
+// reads it: the key (a name, tags[name] or a quoted name), the operator and
+// the value (plain, quoted or a list), and has:key. classify
+// (discover_filters.go) then turns them into filters.
+
+var (
+	keyRE        = regexp.MustCompile(`^[a-zA-Z0-9_.-]+`)
+	tagKeyRE     = regexp.MustCompile(`^tags\[([a-zA-Z0-9_.:-]+)\]`)
+	quotedKeyRE  = regexp.MustCompile(`^"([a-zA-Z0-9_.:-]+)"`)
+	isoDateRE    = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$`)
+	relDateRE    = regexp.MustCompile(`^[+-][0-9]+[wdhm]$`)
+	numericValRE = regexp.MustCompile(`^-?[0-9]+(\.[0-9]*)?([kmbKMB])?$`)
+)
+
+// filter parses a key:value filter at p.pos; ok is false (and nothing
+// consumed) when there is none.
+func (p *searchParser) filter() ([]*searchFilter, bool, error) {
+	start := p.pos
+	i := p.pos
+	negated := false
+	if i < len(p.q) && p.q[i] == '!' {
+		negated = true
+		i++
+	}
+	rest := p.q[i:]
+	var key string
+	switch {
+	case tagKeyRE.MatchString(rest):
+		m := tagKeyRE.FindStringSubmatch(rest)
+		key, i = m[0], i+len(m[0])
+	case quotedKeyRE.MatchString(rest):
+		m := quotedKeyRE.FindStringSubmatch(rest)
+		key, i = m[1], i+len(m[0])
+	case keyRE.MatchString(rest):
+		key = keyRE.FindString(rest)
+		i += len(key)
+		if i < len(p.q) && p.q[i] == '(' {
+			if j := strings.IndexByte(p.q[i:], ')'); j >= 0 && i+j+1 < len(p.q) && p.q[i+j+1] == ':' {
+				return nil, false, searchErrf("sentrysim does not simulate aggregate filters (%s)", p.q[start:i+j+1])
+			}
+			return nil, false, nil
+		}
+	default:
+		return nil, false, nil
+	}
+	if i >= len(p.q) || p.q[i] != ':' {
+		return nil, false, nil
+	}
+	i++
+	p.pos = i
+	if p.keys.noReceived && key == "error.received" {
+		// visit_search_key: a key outside the search's allowed keys.
+		return nil, false, searchErrf("Invalid key for this search: %s", key)
+	}
+	switch key {
+	case "has":
+		return p.hasFilter(negated)
+	case "is":
+		return nil, false, searchErrf(`"is:" queries are not supported in this search.`)
+	case "project", "project.name":
+		return nil, false, searchErrf("sentrysim does not simulate the %s: filter; use project.id", key)
+	}
+
+	op := ""
+	for _, o := range []string{">=", "<=", "!=", ">", "<", "="} {
+		if strings.HasPrefix(p.q[p.pos:], o) {
+			op = o
+			p.pos += len(o)
+			break
+		}
+	}
+	var raw string
+	var list []string
+	quoted := false
+	switch {
+	case op == "" && p.pos < len(p.q) && p.q[p.pos] == '[':
+		l, err := p.inList()
+		if err != nil {
+			return nil, false, err
+		}
+		list = l
+	case p.pos < len(p.q) && p.q[p.pos] == '"':
+		s := p.pos
+		v, ok := p.quoted()
+		if !ok {
+			// visit_value: a value that starts with an unescaped quote.
+			for p.pos = s; p.pos < len(p.q) && strings.IndexByte("()\t\n ", p.q[p.pos]) < 0; p.pos++ {
+			}
+			return nil, false, searchErrf("Invalid quote at '%s': quotes must enclose text or be escaped.", p.q[s:p.pos])
+		}
+		raw, quoted = v, true
+	default:
+		s := p.pos
+		for p.pos < len(p.q) && strings.IndexByte("()\t\n ", p.q[p.pos]) < 0 {
+			p.pos++
+		}
+		raw = p.q[s:p.pos]
+	}
+	f, err := p.classify(key, negated, op, raw, list, quoted)
+	if err != nil {
+		return nil, false, err
+	}
+	return f, true, nil
+}
+
+// inList parses [a, b, "c"] followed by end_value.
+func (p *searchParser) inList() ([]string, error) {
+	p.pos++ // [
+	var out []string
+	for {
+		p.skipSpaces()
+		if p.pos >= len(p.q) {
+			return nil, p.parseError(p.pos)
+		}
+		var v string
+		if p.q[p.pos] == '"' {
+			s, ok := p.quoted()
+			if !ok {
+				return nil, p.parseError(p.pos)
+			}
+			v = s
+		} else {
+			s := p.pos
+			for p.pos < len(p.q) && strings.IndexByte("(), ]", p.q[p.pos]) < 0 {
+				p.pos++
+			}
+			v = p.q[s:p.pos]
+		}
+		p.skipSpaces()
+		if v == "" {
+			return nil, searchErrf("Lists should not have empty values")
+		}
+		out = append(out, v)
+		if p.pos < len(p.q) && p.q[p.pos] == ',' {
+			p.pos++
+			continue
+		}
+		if p.pos < len(p.q) && p.q[p.pos] == ']' && p.atEndValue(p.pos+1) {
+			p.pos++
+			return out, nil
+		}
+		return nil, p.parseError(p.pos)
+	}
+}
+
+func (p *searchParser) hasFilter(negated bool) ([]*searchFilter, bool, error) {
+	rest := p.q[p.pos:]
+	var key string
+	switch {
+	case tagKeyRE.MatchString(rest):
+		key = tagKeyRE.FindString(rest)
+	case keyRE.MatchString(rest):
+		key = keyRE.FindString(rest)
+	default:
+		return nil, false, searchErrf(`Invalid format for "has" search: was expecting a field or tag instead`)
+	}
+	p.pos += len(key)
+	if p.keys.noReceived && key == "error.received" {
+		return nil, false, searchErrf("Invalid key for this search: %s", key)
+	}
+	op := "!="
+	if negated {
+		op = "="
+	}
+	return []*searchFilter{(&searchFilter{key: key, op: op, kind: 't', strs: []string{""}, tag: p.keys.isTag(key)}).compile()}, true, nil
+}
