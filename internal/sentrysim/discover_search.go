@@ -159,23 +159,17 @@ func (p *searchParser) atEndValue(i int) bool {
 	return i >= len(p.q) || strings.IndexByte("\t\n )", p.q[i]) >= 0
 }
 
+// terms parses a term list up to the end of the query, or up to the ")"
+// that closes it when it is inParen.
 func (p *searchParser) terms(inParen bool) ([]searchTerm, error) {
-	var out []searchTerm
-	var free []string
-	flush := func() {
-		if len(free) > 0 {
-			out = append(out, searchTerm{f: (&searchFilter{key: "message", op: "=", kind: 't', strs: []string{strings.Join(free, " ")}}).compile()})
-			free = nil
-		}
-	}
+	var l termList
 	for {
 		p.skipSpaces()
 		if p.pos >= len(p.q) {
 			if inParen {
 				return nil, errUnclosed
 			}
-			flush()
-			return out, nil
+			return l.done(), nil
 		}
 		switch c := p.q[p.pos]; {
 		case c == ')':
@@ -183,37 +177,19 @@ func (p *searchParser) terms(inParen bool) ([]searchTerm, error) {
 				return nil, p.parseError(p.pos)
 			}
 			p.pos++
-			flush()
-			return out, nil
+			return l.done(), nil
 		case c == '(':
-			start := p.pos
-			p.pos++
-			kids, err := p.terms(true)
-			if err == errUnclosed && !inParen {
-				return nil, p.parseError(start)
-			}
-			if err != nil {
+			if err := p.parenTerm(&l, inParen); err != nil {
 				return nil, err
 			}
-			if len(kids) == 0 { // "()" is free text (free_parens)
-				free = append(free, p.q[start:p.pos])
-				continue
-			}
-			flush()
-			out = append(out, searchTerm{paren: kids})
 			continue
 		case c == '"':
-			save := p.pos
-			if v, ok := p.quoted(); ok {
-				flush()
-				out = append(out, searchTerm{f: (&searchFilter{key: "message", op: "=", kind: 't', strs: []string{v}}).compile()})
+			if p.quotedTerm(&l) {
 				continue
 			}
-			p.pos = save // not a quoted_value: an unquoted word
 		}
 		if op := p.boolOperator(); op != "" {
-			flush()
-			out = append(out, searchTerm{op: op})
+			l.add(searchTerm{op: op})
 			continue
 		}
 		fs, ok, err := p.filter()
@@ -221,25 +197,98 @@ func (p *searchParser) terms(inParen bool) ([]searchTerm, error) {
 			return nil, err
 		}
 		if ok {
-			flush()
-			for _, f := range fs {
-				out = append(out, searchTerm{f: f})
+			ts := make([]searchTerm, len(fs))
+			for i, f := range fs {
+				ts[i] = searchTerm{f: f}
 			}
+			l.add(ts...)
 			continue
 		}
-		// free_text_unquoted: words up to the next filter or operator.
-		start := p.pos
-		for p.pos < len(p.q) && strings.IndexByte("()\n ", p.q[p.pos]) < 0 {
-			p.pos++
+		if err := p.freeText(&l, inParen); err != nil {
+			return nil, err
 		}
-		if p.pos == start { // a newline: no term matches here
-			if inParen {
-				return nil, errUnclosed
-			}
-			return nil, p.parseError(p.pos)
-		}
-		free = append(free, p.q[start:p.pos])
 	}
+}
+
+// termList collects the terms of a term list. Consecutive free-text words
+// become one message filter.
+type termList struct {
+	out  []searchTerm
+	free []string
+}
+
+// flush ends a run of free-text words.
+func (l *termList) flush() {
+	if len(l.free) > 0 {
+		l.out = append(l.out, searchTerm{f: messageFilter(strings.Join(l.free, " "))})
+		l.free = nil
+	}
+}
+
+// add appends terms after any pending free text.
+func (l *termList) add(ts ...searchTerm) {
+	l.flush()
+	l.out = append(l.out, ts...)
+}
+
+// done returns the terms, pending free text included.
+func (l *termList) done() []searchTerm {
+	l.flush()
+	return l.out
+}
+
+// messageFilter is the filter of free text: message=text.
+func messageFilter(text string) *searchFilter {
+	return (&searchFilter{key: "message", op: "=", kind: 't', strs: []string{text}}).compile()
+}
+
+// parenTerm parses a parenthesised term list at p.pos. An unclosed "(" is
+// reported at the top level, where it began.
+func (p *searchParser) parenTerm(l *termList, inParen bool) error {
+	start := p.pos
+	p.pos++
+	kids, err := p.terms(true)
+	if err == errUnclosed && !inParen {
+		return p.parseError(start)
+	}
+	if err != nil {
+		return err
+	}
+	if len(kids) == 0 { // "()" is free text (free_parens)
+		l.free = append(l.free, p.q[start:p.pos])
+		return nil
+	}
+	l.add(searchTerm{paren: kids})
+	return nil
+}
+
+// quotedTerm parses a quoted_value at p.pos as a message filter of its own.
+// It reports false, consuming nothing, when the quote is not closed.
+func (p *searchParser) quotedTerm(l *termList) bool {
+	save := p.pos
+	if v, ok := p.quoted(); ok {
+		l.add(searchTerm{f: messageFilter(v)})
+		return true
+	}
+	p.pos = save // not a quoted_value: an unquoted word
+	return false
+}
+
+// freeText parses free_text_unquoted: words up to the next filter or
+// operator.
+func (p *searchParser) freeText(l *termList, inParen bool) error {
+	start := p.pos
+	for p.pos < len(p.q) && strings.IndexByte("()\n ", p.q[p.pos]) < 0 {
+		p.pos++
+	}
+	if p.pos == start { // a newline: no term matches here
+		if inParen {
+			return errUnclosed
+		}
+		return p.parseError(p.pos)
+	}
+	l.free = append(l.free, p.q[start:p.pos])
+	return nil
 }
 
 // boolOperator consumes AND or OR (any case) followed by end_value.
