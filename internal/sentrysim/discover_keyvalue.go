@@ -22,39 +22,10 @@ var (
 // filter parses a key:value filter at p.pos; ok is false (and nothing
 // consumed) when there is none.
 func (p *searchParser) filter() ([]*searchFilter, bool, error) {
-	start := p.pos
-	i := p.pos
-	negated := false
-	if i < len(p.q) && p.q[i] == '!' {
-		negated = true
-		i++
+	key, negated, err := p.filterKey()
+	if key == "" || err != nil {
+		return nil, false, err
 	}
-	rest := p.q[i:]
-	var key string
-	switch {
-	case tagKeyRE.MatchString(rest):
-		m := tagKeyRE.FindStringSubmatch(rest)
-		key, i = m[0], i+len(m[0])
-	case quotedKeyRE.MatchString(rest):
-		m := quotedKeyRE.FindStringSubmatch(rest)
-		key, i = m[1], i+len(m[0])
-	case keyRE.MatchString(rest):
-		key = keyRE.FindString(rest)
-		i += len(key)
-		if i < len(p.q) && p.q[i] == '(' {
-			if j := strings.IndexByte(p.q[i:], ')'); j >= 0 && i+j+1 < len(p.q) && p.q[i+j+1] == ':' {
-				return nil, false, searchErrf("sentrysim does not simulate aggregate filters (%s)", p.q[start:i+j+1])
-			}
-			return nil, false, nil
-		}
-	default:
-		return nil, false, nil
-	}
-	if i >= len(p.q) || p.q[i] != ':' {
-		return nil, false, nil
-	}
-	i++
-	p.pos = i
 	if p.keys.noReceived && key == "error.received" {
 		// visit_search_key: a key outside the search's allowed keys.
 		return nil, false, searchErrf("Invalid key for this search: %s", key)
@@ -67,47 +38,97 @@ func (p *searchParser) filter() ([]*searchFilter, bool, error) {
 	case "project", "project.name":
 		return nil, false, searchErrf("sentrysim does not simulate the %s: filter; use project.id", key)
 	}
-
-	op := ""
-	for _, o := range []string{">=", "<=", "!=", ">", "<", "="} {
-		if strings.HasPrefix(p.q[p.pos:], o) {
-			op = o
-			p.pos += len(o)
-			break
-		}
-	}
-	var raw string
-	var list []string
-	quoted := false
-	switch {
-	case op == "" && p.pos < len(p.q) && p.q[p.pos] == '[':
-		l, err := p.inList()
-		if err != nil {
-			return nil, false, err
-		}
-		list = l
-	case p.pos < len(p.q) && p.q[p.pos] == '"':
-		s := p.pos
-		v, ok := p.quoted()
-		if !ok {
-			// visit_value: a value that starts with an unescaped quote.
-			for p.pos = s; p.pos < len(p.q) && strings.IndexByte("()\t\n ", p.q[p.pos]) < 0; p.pos++ {
-			}
-			return nil, false, searchErrf("Invalid quote at '%s': quotes must enclose text or be escaped.", p.q[s:p.pos])
-		}
-		raw, quoted = v, true
-	default:
-		s := p.pos
-		for p.pos < len(p.q) && strings.IndexByte("()\t\n ", p.q[p.pos]) < 0 {
-			p.pos++
-		}
-		raw = p.q[s:p.pos]
+	op := p.filterOperator()
+	raw, list, quoted, err := p.filterValue(op)
+	if err != nil {
+		return nil, false, err
 	}
 	f, err := p.classify(key, negated, op, raw, list, quoted)
 	if err != nil {
 		return nil, false, err
 	}
 	return f, true, nil
+}
+
+// filterKey consumes [!]key: at p.pos and returns the key, or "" (nothing
+// consumed) when there is no key followed by ":" there. An aggregate
+// function's filter (count():>5) is refused.
+func (p *searchParser) filterKey() (key string, negated bool, err error) {
+	start := p.pos
+	i := p.pos
+	if i < len(p.q) && p.q[i] == '!' {
+		negated = true
+		i++
+	}
+	rest := p.q[i:]
+	switch {
+	case tagKeyRE.MatchString(rest):
+		m := tagKeyRE.FindStringSubmatch(rest)
+		key, i = m[0], i+len(m[0])
+	case quotedKeyRE.MatchString(rest):
+		m := quotedKeyRE.FindStringSubmatch(rest)
+		key, i = m[1], i+len(m[0])
+	case keyRE.MatchString(rest):
+		key = keyRE.FindString(rest)
+		i += len(key)
+		if i < len(p.q) && p.q[i] == '(' {
+			if j := strings.IndexByte(p.q[i:], ')'); j >= 0 && i+j+1 < len(p.q) && p.q[i+j+1] == ':' {
+				return "", false, searchErrf("sentrysim does not simulate aggregate filters (%s)", p.q[start:i+j+1])
+			}
+			return "", false, nil
+		}
+	default:
+		return "", false, nil
+	}
+	if i >= len(p.q) || p.q[i] != ':' {
+		return "", false, nil
+	}
+	p.pos = i + 1
+	return key, negated, nil
+}
+
+// filterOperator consumes the operator after the key; "" when there is
+// none.
+func (p *searchParser) filterOperator() string {
+	for _, o := range []string{">=", "<=", "!=", ">", "<", "="} {
+		if strings.HasPrefix(p.q[p.pos:], o) {
+			p.pos += len(o)
+			return o
+		}
+	}
+	return ""
+}
+
+// filterValue consumes the value: a list (without an operator only), a
+// quoted value, or the text up to end_value.
+func (p *searchParser) filterValue(op string) (raw string, list []string, quoted bool, err error) {
+	switch {
+	case op == "" && p.pos < len(p.q) && p.q[p.pos] == '[':
+		list, err = p.inList()
+		return "", list, false, err
+	case p.pos < len(p.q) && p.q[p.pos] == '"':
+		s := p.pos
+		v, ok := p.quoted()
+		if !ok {
+			// visit_value: a value that starts with an unescaped quote.
+			p.pos = s
+			p.skipValue()
+			return "", nil, false, searchErrf("Invalid quote at '%s': quotes must enclose text or be escaped.", p.q[s:p.pos])
+		}
+		return v, nil, true, nil
+	default:
+		s := p.pos
+		p.skipValue()
+		return p.q[s:p.pos], nil, false, nil
+	}
+}
+
+// skipValue moves p.pos to the end of an unquoted value: the next
+// parenthesis, tab, newline or space.
+func (p *searchParser) skipValue() {
+	for p.pos < len(p.q) && strings.IndexByte("()\t\n ", p.q[p.pos]) < 0 {
+		p.pos++
+	}
 }
 
 // inList parses [a, b, "c"] followed by end_value.
