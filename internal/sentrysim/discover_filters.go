@@ -41,76 +41,94 @@ func pyListRepr(vs []string) string {
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
+// negatedIf is op, or its negation for a filter negated with "!".
+func negatedIf(op string, negated bool) string {
+	if negated {
+		return negate(op)
+	}
+	return op
+}
+
 // classify turns a key, operator and value into a filter, as the grammar's
 // date, numeric and text filters and _handle_basic_filter do.
 func (p *searchParser) classify(key string, negated bool, op, raw string, list []string, quoted bool) ([]*searchFilter, error) {
 	if p.keys.isDate(key) && !negated && list == nil && !quoted {
-		switch {
-		case op != "" && isoDateRE.MatchString(raw):
-			t, err := parseSearchDate(raw)
-			if err != nil {
-				return nil, err
-			}
-			return []*searchFilter{{key: key, op: op, kind: 'd', date: t.UnixNano()}}, nil
-		case op == "" && isoDateRE.MatchString(raw):
-			lo, hi, err := parseSearchDateValue(raw)
-			if err != nil {
-				return nil, err
-			}
-			return []*searchFilter{{key: key, op: ">=", kind: 'd', date: lo.UnixNano()}, {key: key, op: "<", kind: 'd', date: hi.UnixNano()}}, nil
-		case op == "" && relDateRE.MatchString(raw):
-			n, _ := strconv.ParseInt(raw[1:len(raw)-1], 10, 64)
-			unit := map[byte]time.Duration{'w': 7 * 24 * time.Hour, 'd': 24 * time.Hour, 'h': time.Hour, 'm': time.Minute}[raw[len(raw)-1]]
-			t := p.now.Add(-time.Duration(n) * unit)
-			if raw[0] == '-' {
-				return []*searchFilter{{key: key, op: ">=", kind: 'd', date: t.UnixNano()}}, nil
-			}
-			return []*searchFilter{{key: key, op: "<=", kind: 'd', date: t.UnixNano()}}, nil
+		if fs, err := p.dateFilter(key, op, raw); fs != nil || err != nil {
+			return fs, err
 		}
 	}
 	if isNumericKey(key) && !quoted {
-		switch {
-		case list != nil:
-			nums := make([]float64, 0, len(list))
-			good := true
-			for _, v := range list {
-				n, ok := parseNumeric(v)
-				if !ok {
-					good = false
-					break
-				}
-				nums = append(nums, n)
-			}
-			if good {
-				o := "IN"
-				if negated {
-					o = negate(o)
-				}
-				return []*searchFilter{{key: key, op: o, kind: 'n', nums: nums}}, nil
-			}
-		default:
-			if n, ok := parseNumeric(raw); ok {
-				o := op
-				if o == "" {
-					o = "="
-				}
-				if negated {
-					o = negate(o)
-				}
-				return []*searchFilter{{key: key, op: o, kind: 'n', nums: []float64{n}}}, nil
-			}
+		if fs := numericFilter(key, negated, op, raw, list); fs != nil {
+			return fs, nil
 		}
 	}
-	// text_filter / text_in_filter, then _handle_basic_filter.
-	if list != nil {
-		o := "IN"
-		if negated {
-			o = negate(o)
+	return p.textFilter(key, negated, op, raw, list, quoted)
+}
+
+// dateFilter is the grammar's date_filter (an operator and an ISO date),
+// specific_date_filter (a bare date or datetime: a range around it) and
+// rel_date_filter (-24h/+24h). It returns nil and no error when raw is
+// none of these.
+func (p *searchParser) dateFilter(key, op, raw string) ([]*searchFilter, error) {
+	switch {
+	case op != "" && isoDateRE.MatchString(raw):
+		t, err := parseSearchDate(raw)
+		if err != nil {
+			return nil, err
 		}
+		return []*searchFilter{{key: key, op: op, kind: 'd', date: t.UnixNano()}}, nil
+	case op == "" && isoDateRE.MatchString(raw):
+		lo, hi, err := parseSearchDateValue(raw)
+		if err != nil {
+			return nil, err
+		}
+		return []*searchFilter{{key: key, op: ">=", kind: 'd', date: lo.UnixNano()}, {key: key, op: "<", kind: 'd', date: hi.UnixNano()}}, nil
+	case op == "" && relDateRE.MatchString(raw):
+		n, _ := strconv.ParseInt(raw[1:len(raw)-1], 10, 64)
+		unit := map[byte]time.Duration{'w': 7 * 24 * time.Hour, 'd': 24 * time.Hour, 'h': time.Hour, 'm': time.Minute}[raw[len(raw)-1]]
+		t := p.now.Add(-time.Duration(n) * unit)
+		if raw[0] == '-' {
+			return []*searchFilter{{key: key, op: ">=", kind: 'd', date: t.UnixNano()}}, nil
+		}
+		return []*searchFilter{{key: key, op: "<=", kind: 'd', date: t.UnixNano()}}, nil
+	}
+	return nil, nil
+}
+
+// numericFilter is the grammar's numeric_filter (a number with an
+// optional k, m or b multiplier) and numeric_in_filter (a list of them).
+// It returns nil when a value is not a number.
+func numericFilter(key string, negated bool, op, raw string, list []string) []*searchFilter {
+	if list != nil {
+		nums := make([]float64, 0, len(list))
+		for _, v := range list {
+			n, ok := parseNumeric(v)
+			if !ok {
+				return nil
+			}
+			nums = append(nums, n)
+		}
+		return []*searchFilter{{key: key, op: negatedIf("IN", negated), kind: 'n', nums: nums}}
+	}
+	n, ok := parseNumeric(raw)
+	if !ok {
+		return nil
+	}
+	if op == "" {
+		op = "="
+	}
+	return []*searchFilter{{key: key, op: negatedIf(op, negated), kind: 'n', nums: []float64{n}}}
+}
+
+// textFilter is text_filter / text_in_filter, then _handle_basic_filter.
+// A text filter takes only = and !=: another operator is pushed back into
+// the value.
+func (p *searchParser) textFilter(key string, negated bool, op, raw string, list []string, quoted bool) ([]*searchFilter, error) {
+	if list != nil {
 		if err := p.basicCheck(key, pyListRepr(list)); err != nil {
 			return nil, err
 		}
-		return []*searchFilter{(&searchFilter{key: key, op: o, kind: 't', strs: list, tag: p.keys.isTag(key)}).compile()}, nil
+		return []*searchFilter{p.newTextFilter(key, negatedIf("IN", negated), list)}, nil
 	}
 	if raw == "" && !quoted {
 		if p.keys.isDate(key) || isNumericKey(key) {
@@ -125,13 +143,16 @@ func (p *searchParser) classify(key string, negated bool, op, raw string, list [
 	if o != "=" && o != "!=" {
 		raw, o = o+raw, "="
 	}
-	if negated {
-		o = negate(o)
-	}
 	if err := p.basicCheck(key, raw); err != nil {
 		return nil, err
 	}
-	return []*searchFilter{(&searchFilter{key: key, op: o, kind: 't', strs: []string{raw}, tag: p.keys.isTag(key)}).compile()}, nil
+	return []*searchFilter{p.newTextFilter(key, negatedIf(o, negated), []string{raw})}, nil
+}
+
+// newTextFilter is a text filter on key; a name the deployment does not
+// know is a tag.
+func (p *searchParser) newTextFilter(key, op string, values []string) *searchFilter {
+	return (&searchFilter{key: key, op: op, kind: 't', strs: values, tag: p.keys.isTag(key)}).compile()
 }
 
 // basicCheck is _handle_basic_filter: a date or numeric key that reaches a

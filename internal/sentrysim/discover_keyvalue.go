@@ -190,5 +190,5 @@ func (p *searchParser) hasFilter(negated bool) ([]*searchFilter, bool, error) {
 	if negated {
 		op = "="
 	}
-	return []*searchFilter{(&searchFilter{key: key, op: op, kind: 't', strs: []string{""}, tag: p.keys.isTag(key)}).compile()}, true, nil
+	return []*searchFilter{p.newTextFilter(key, op, []string{""})}, true, nil
 }
