@@ -6,6 +6,73 @@ import (
 	"time"
 )
 
+// Ground truth of what is visible now: the events the endpoints can list,
+// those within the retention.
+
+// retainedLocked returns the visible events of p that are within retention at
+// now, oldest first. p.mu must be held.
+func (s *Server) retainedLocked(p *project, now time.Time) []event {
+	p.promoteLocked(now.UnixNano())
+	edge, _ := s.retentionEdge(now)
+	lo, hi := p.window(edge, maxInt64)
+	return p.visible[lo:hi]
+}
+
+// Visible returns the ids of the project's events visible now (and within
+// retention), newest first (the order of the events endpoint).
+func (s *Server) Visible(projectID string) []string {
+	p := s.lookupProject(projectID)
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	evs := s.retainedLocked(p, s.clock.Now())
+	out := make([]string, 0, len(evs))
+	for i := len(evs) - 1; i >= 0; i-- {
+		out = append(out, hexID(evs[i].id))
+	}
+	return out
+}
+
+// GroundTruth returns, per project id, the set of event ids visible now
+// (events older than the retention are gone). Every project (also deleted
+// ones) is present, possibly with an empty set.
+func (s *Server) GroundTruth() map[string]map[string]bool {
+	s.mu.RLock()
+	ps := slices.Clone(s.projects)
+	s.mu.RUnlock()
+	now := s.clock.Now()
+	out := make(map[string]map[string]bool, len(ps))
+	for _, p := range ps {
+		p.mu.Lock()
+		evs := s.retainedLocked(p, now)
+		set := make(map[string]bool, len(evs))
+		for _, e := range evs {
+			set[hexID(e.id)] = true
+		}
+		p.mu.Unlock()
+		out[p.idStr] = set
+	}
+	return out
+}
+
+// VisibleCount returns the number of events visible now (and within
+// retention) across the org.
+func (s *Server) VisibleCount() int {
+	s.mu.RLock()
+	ps := slices.Clone(s.projects)
+	s.mu.RUnlock()
+	now := s.clock.Now()
+	n := 0
+	for _, p := range ps {
+		p.mu.Lock()
+		n += len(s.retainedLocked(p, now))
+		p.mu.Unlock()
+	}
+	return n
+}
+
 // Ground truth by received time. A timestamp-hour never closes (an event
 // cached offline may arrive up to the retention later, with an old
 // timestamp), but a received-hour does: once ingestion has drained, every
