@@ -1,6 +1,7 @@
 package sentrysim
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"slices"
@@ -38,10 +39,10 @@ type auditEntry struct {
 
 // auditCmp orders entries newest first (datetime, then id).
 func auditCmp(a, b auditEntry) int {
-	if c := cmp64(b.at, a.at); c != 0 {
+	if c := cmp.Compare(b.at, a.at); c != 0 {
 		return c
 	}
-	return cmp64(b.id, a.id)
+	return cmp.Compare(b.id, a.id)
 }
 
 // AuditLogIDs returns the ids of the audit-log entries visible now.

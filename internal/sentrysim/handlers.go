@@ -1,6 +1,7 @@
 package sentrysim
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
 	"strconv"
@@ -105,7 +106,7 @@ func (s *Server) projectRows(rq *request) []projectRow {
 		}
 		p.mu.Unlock()
 	}
-	slices.SortFunc(rows, func(a, b projectRow) int { return cmpString(a.slug, b.slug) })
+	slices.SortFunc(rows, func(a, b projectRow) int { return cmp.Compare(a.slug, b.slug) })
 	return rows
 }
 

@@ -1,6 +1,7 @@
 package sentrysim
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"slices"
@@ -241,10 +242,10 @@ func rankIssues(rows []issueRow, filter issueFilter, sortBy string) []seqItem {
 		items = append(items, seqItem{score: score, id: r.g.id, idx: i})
 	}
 	slices.SortFunc(items, func(a, b seqItem) int {
-		if c := cmp64(b.score, a.score); c != 0 {
+		if c := cmp.Compare(b.score, a.score); c != 0 {
 			return c
 		}
-		return cmp64(b.id, a.id)
+		return cmp.Compare(b.id, a.id)
 	})
 	return items
 }

@@ -1,6 +1,7 @@
 package sentrysim
 
 import (
+	"cmp"
 	"slices"
 	"time"
 )
@@ -108,6 +109,6 @@ func (s *Server) Issues() []IssueInfo {
 		}
 		p.mu.Unlock()
 	}
-	slices.SortFunc(out, func(a, b IssueInfo) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b IssueInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }

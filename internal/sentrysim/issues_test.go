@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -232,7 +233,7 @@ func TestIssueChangesWithoutEvents(t *testing.T) {
 			}
 			out = append(out, r)
 		}
-		slices.SortFunc(out, func(a, b row) int { return cmpString(a.Title, b.Title) })
+		slices.SortFunc(out, func(a, b row) int { return strings.Compare(a.Title, b.Title) })
 		return out
 	}
 	a := row{"KeyError: a", "ignored", "archived_forever", "medium", "null", "-"}

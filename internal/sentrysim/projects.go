@@ -1,6 +1,7 @@
 package sentrysim
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -114,18 +115,8 @@ func (s *Server) Projects() []Project {
 			out = append(out, Project{ID: p.idStr, Slug: p.slug, Name: p.name})
 		}
 	}
-	slices.SortFunc(out, func(a, b Project) int { return cmpString(a.Slug, b.Slug) })
+	slices.SortFunc(out, func(a, b Project) int { return cmp.Compare(a.Slug, b.Slug) })
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // lookupProject finds a project by numeric id or slug (any status).

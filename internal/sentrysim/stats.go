@@ -1,6 +1,7 @@
 package sentrysim
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"slices"
@@ -222,7 +223,7 @@ func (s *Server) statsGroups(ps []*project, sq statsQuery, now time.Time) []*sta
 	if !sq.byProject && (len(sq.groupBy) == 0 || merged.total > 0) {
 		groups = append(groups, merged)
 	}
-	slices.SortFunc(groups, func(a, b *statsSeries) int { return cmpString(a.projectID, b.projectID) })
+	slices.SortFunc(groups, func(a, b *statsSeries) int { return cmp.Compare(a.projectID, b.projectID) })
 	return groups
 }
 

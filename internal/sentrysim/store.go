@@ -1,6 +1,7 @@
 package sentrysim
 
 import (
+	"cmp"
 	"encoding/hex"
 	"slices"
 	"strconv"
@@ -133,10 +134,10 @@ func (p *project) addPendingLocked(e event, outcomeDelay time.Duration) {
 func (p *project) promoteLocked(now int64) {
 	if now >= p.nextDue {
 		if p.pendingDirty {
-			slices.SortFunc(p.pending, func(a, b event) int { return cmp64(a.visibleAt, b.visibleAt) })
+			slices.SortFunc(p.pending, func(a, b event) int { return cmp.Compare(a.visibleAt, b.visibleAt) })
 			p.pendingDirty = false
 		}
-		n, _ := slices.BinarySearchFunc(p.pending, now+1, func(e event, t int64) int { return cmp64(e.visibleAt, t) })
+		n, _ := slices.BinarySearchFunc(p.pending, now+1, func(e event, t int64) int { return cmp.Compare(e.visibleAt, t) })
 		due := p.pending[:n]
 		slices.SortFunc(due, eventCmp)
 		for _, e := range due {
@@ -151,7 +152,7 @@ func (p *project) promoteLocked(now int64) {
 	}
 	if now >= p.nextOut {
 		if p.outsDirty {
-			slices.SortFunc(p.outs, func(a, b outcome) int { return cmp64(a.countAt, b.countAt) })
+			slices.SortFunc(p.outs, func(a, b outcome) int { return cmp.Compare(a.countAt, b.countAt) })
 			p.outsDirty = false
 		}
 		n := 0
@@ -211,8 +212,8 @@ const userPool = 500
 // window returns the index range [lo, hi) of visible events with
 // start <= ts < end (unix seconds).
 func (p *project) window(start, end int64) (lo, hi int) {
-	lo, _ = slices.BinarySearchFunc(p.visible, start, func(e event, t int64) int { return cmp64(e.ts, t) })
-	hi, _ = slices.BinarySearchFunc(p.visible, end, func(e event, t int64) int { return cmp64(e.ts, t) })
+	lo, _ = slices.BinarySearchFunc(p.visible, start, func(e event, t int64) int { return cmp.Compare(e.ts, t) })
+	hi, _ = slices.BinarySearchFunc(p.visible, end, func(e event, t int64) int { return cmp.Compare(e.ts, t) })
 	return lo, max(lo, hi)
 }
 
@@ -225,16 +226,6 @@ func ceilSec(t time.Time) int64 {
 		sec++
 	}
 	return sec
-}
-
-func cmp64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func floorDiv(a, b int64) int64 {
