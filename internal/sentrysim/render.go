@@ -91,12 +91,8 @@ func appendSimpleEvent(b []byte, rc rowCtx, v eventView) []byte {
 	b = append(b, g.idStr...)
 	b = append(b, `","projectID":"`...)
 	b = append(b, rc.projectID...)
-	b = append(b, `","message":`...)
-	b = appendJSONString(b, v.message)
-	b = append(b, `,"title":`...)
-	b = appendJSONString(b, v.title)
-	b = append(b, `,"location":`...)
-	b = appendNullableString(b, g.tpl.location)
+	b = append(b, `",`...)
+	b = appendMessageTitle(b, v, g)
 	b = append(b, `,"culprit":`...)
 	b = appendNullableString(b, g.tpl.culprit)
 	b = append(b, `,"user":`...)
@@ -125,12 +121,8 @@ func appendFullEvent(b []byte, rc rowCtx, v eventView) []byte {
 	b = append(b, `","size":`...)
 	b = strconv.AppendInt(b, int64(4200+e.seq%9000), 10)
 	b = appendEventEntries(b, rc)
-	b = append(b, `,"dist":null,"message":`...)
-	b = appendJSONString(b, v.message)
-	b = append(b, `,"title":`...)
-	b = appendJSONString(b, v.title)
-	b = append(b, `,"location":`...)
-	b = appendNullableString(b, g.tpl.location)
+	b = append(b, `,"dist":null,`...)
+	b = appendMessageTitle(b, v, g)
 	b = append(b, `,"user":`...)
 	b = appendUser(b, v.uid, v.geo, e)
 	b = append(b, `,"contexts":{"runtime":{"name":"`...)
@@ -159,6 +151,17 @@ func appendFullEvent(b []byte, rc rowCtx, v eventView) []byte {
 	b = append(b, v.id[:16]...)
 	b = append(b, `"],"groupingConfig":{"id":"newstyle:2023-01-11","enhancements":"KLUv_SAYwQAAkwORs25ld3N0eWxlOjIwMjMtMDEtMTGQ"}}`...)
 	return b
+}
+
+// appendMessageTitle renders "message", "title" and "location", which
+// both serializers write in this order.
+func appendMessageTitle(b []byte, v eventView, g *group) []byte {
+	b = append(b, `"message":`...)
+	b = appendJSONString(b, v.message)
+	b = append(b, `,"title":`...)
+	b = appendJSONString(b, v.title)
+	b = append(b, `,"location":`...)
+	return appendNullableString(b, g.tpl.location)
 }
 
 // appendEventEntries renders a full event's "entries": the exception with
