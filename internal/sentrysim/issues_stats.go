@@ -27,28 +27,7 @@ func groupStatsSpec(period string, now, start, end time.Time) statsSpec {
 		from, to, rollup = now.Add(-13*24*time.Hour), now, 86400
 	default: // auto
 		from, to = start, end
-		total := end.Sub(start).Seconds()
-		const segments, segments12h = 29, 35
-		var r float64
-		switch {
-		case total < 86400:
-			r = total / segments
-		case total < segments*3600:
-			r = 3600
-		case total < segments*7200:
-			r = 7200
-		case total < segments*10800:
-			r = 10800
-		case total < segments*21600:
-			r = 21600
-		case total < segments12h*43200:
-			r = 43200
-		case total < segments*86400:
-			r = 86400
-		default:
-			r = float64(int64(total/(segments*86400)+0.5)) * 86400
-		}
-		rollup = max(int64(r), 1)
+		rollup = autoRollup(end.Sub(start).Seconds())
 	}
 	var series []int64
 	step := time.Duration(rollup) * time.Second
@@ -58,6 +37,32 @@ func groupStatsSpec(period string, now, start, end time.Time) statsSpec {
 	}
 	slices.Reverse(series)
 	return statsSpec{rollup: rollup, series: series}
+}
+
+// autoRollups are the rollups "auto" takes for a range of a day or more,
+// smallest first, each with the number of segments it may make: the first
+// that covers the range is taken (12 hours may make 35).
+var autoRollups = []struct{ segments, rollup float64 }{
+	{29, 3600}, {29, 7200}, {29, 10800}, {29, 21600}, {35, 43200}, {29, 86400},
+}
+
+// autoRollup is the rollup of "auto" for a range of total seconds: under a
+// day, the range over 29 segments; then the first of autoRollups that
+// covers it; beyond those, whole days, about 29 segments of them.
+func autoRollup(total float64) int64 {
+	const segments = 29
+	r := float64(int64(total/(segments*86400)+0.5)) * 86400
+	if total < 86400 {
+		r = total / segments
+	} else {
+		for _, c := range autoRollups {
+			if total < c.segments*c.rollup {
+				r = c.rollup
+				break
+			}
+		}
+	}
+	return max(int64(r), 1)
 }
 
 // fillIssueStats counts, for the rows of the page, their visible events
