@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/secops-collectors/sentry-gcs/internal/collecttest"
+	"github.com/secops-collectors/sentry-gcs/internal/coverage"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 	"github.com/secops-collectors/sentry-gcs/internal/sentrysim"
 	"github.com/secops-collectors/sentry-gcs/internal/sink"
@@ -114,5 +115,71 @@ func TestHelp(t *testing.T) {
 	}
 	if err := realMain(t.Context(), []string{"frobnicate"}); exitCode(err) != exitConfig {
 		t.Errorf("unknown command: exit %d, want %d", exitCode(err), exitConfig)
+	}
+}
+
+// TestCoverageCmd: the verdict decides the exit code (0: every final hour
+// complete; 1: not), read from the output's state without Sentry.
+func TestCoverageCmd(t *testing.T) {
+	hour := time.Now().UTC().Add(-30 * time.Hour).Truncate(time.Hour)
+	ledger := func(status string) string {
+		return `{"version":1,"project_id":"1","slug":"web","rows":[{"hour":"` + hour.Format(time.RFC3339) +
+			`","status":"` + status + `","collected":3,"missing_count":1,"missing":["abc"],"final":true}]}`
+	}
+	tests := []struct {
+		name   string
+		ledger string
+		args   []string
+		want   int
+	}{
+		{"complete", ledger("complete"), []string{"-since", "48h"}, 0},
+		{"missing", ledger("missing"), []string{"-since", "48h"}, exitVerdict},
+		{"missing_but_older", ledger("missing"), []string{"-since", "2h"}, 0},
+		{"other_project", ledger("missing"), []string{"-since", "48h", "-projects", "api"}, 0},
+		{"bad_since", ledger("complete"), []string{"-since", "yesterday"}, exitConfig},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			// Nothing listens there: the command must not contact Sentry.
+			setEnv(t, map[string]string{"SENTRY_ORG": "acme", "SENTRY_AUTH_TOKEN": "tok", "SENTRY_API_BASE": "http://127.0.0.1:1", "LOCAL_OUTPUT_DIR": dir})
+			store, err := sink.NewDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.Write(t.Context(), "sentry/state/coverage/1.json", []byte(tc.ledger), "application/json", 0); err != nil {
+				t.Fatal(err)
+			}
+			err = runCoverageCmd(t.Context(), tc.args)
+			if got := exitCode(err); got != tc.want {
+				t.Fatalf("coverage %v: exit %d (%v), want %d", tc.args, got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestPrintCoverage: the table lists each row, the missing ids and the
+// verdict; -json is the report.
+func TestPrintCoverage(t *testing.T) {
+	t.Parallel()
+	n := int64(4)
+	rep := &coverage.Report{Verdict: "1 project-hours: NOT OK", Rows: []coverage.ReportRow{{ProjectID: "1", Project: "web",
+		Row: coverage.Row{Hour: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC), Status: coverage.Missing, Visible: &n, Collected: 3,
+			MissingCount: 1, Missing: []string{"abc"}, Note: "queued to be written by the events stream", Final: true}}}}
+	var b strings.Builder
+	if err := printCoverage(&b, rep, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"2026-03-10 12:00", "web", "missing", "(missing: abc)", "NOT OK"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	if err := printCoverage(&b, rep, true); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"missing": [`) || !strings.Contains(b.String(), `"verdict": "1 project-hours: NOT OK"`) {
+		t.Errorf("json:\n%s", b.String())
 	}
 }

@@ -133,6 +133,9 @@ func serveConfig(ctx context.Context, cfg *config.Config, deps serveDeps) (retEr
 		opts.Collector = a
 	}
 
+	if c, ok := opts.Collector.(Coverager); ok {
+		opts.Coverage = c
+	}
 	if b, ok := opts.Collector.(Backfiller); ok {
 		opts.Backfill = b
 	}

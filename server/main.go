@@ -8,6 +8,9 @@
 //	server backfill -start T -end T [-projects a,b|all] [-json]
 //	                        create a backfill job for [start, end) (RFC 3339) and run it to
 //	                        completion locally, in bounded runs; -job ID resumes a job
+//	server coverage [-since 24h] [-projects a,b] [-json]
+//	                        print the coverage ledger and a verdict (exit 1: an hour is
+//	                        not complete)
 //	server demo             run collection against the built-in Sentry simulator
 //	server help             this text; every sub-command takes -h
 //
@@ -66,9 +69,11 @@ const usage = `usage: server [command] [flags]
 
 commands:
   serve      run the HTTP service: Pub/Sub push (/pubsub/push), backfill (/backfill),
-             health (/health); the default when no command is given
+             coverage (/coverage), health (/health); the default when no command is given
   collect    run one collection pass with the configuration from the environment
   backfill   read a past range again, writing only what the output does not hold yet
+  coverage   print the coverage ledger (per hour and project: Sentry's counts against what
+             was collected) and a verdict; exit 1 when a final hour is not complete
   demo       run collection against the built-in Sentry simulator and check the result
   help       show this text
 
@@ -95,11 +100,13 @@ func realMain(ctx context.Context, args []string) error {
 		return runDemo(ctx, args)
 	case "backfill":
 		return runBackfillCmd(ctx, args)
+	case "coverage":
+		return runCoverageCmd(ctx, args)
 	case "help", "-h", "-help", "--help":
 		return printUsage(os.Stdout)
 	default:
 		_ = printUsage(os.Stderr)
-		return &exitError{code: exitConfig, err: fmt.Errorf("unknown command %q (want serve, collect, backfill, demo or help)", cmd)}
+		return &exitError{code: exitConfig, err: fmt.Errorf("unknown command %q (want serve, collect, backfill, coverage, demo or help)", cmd)}
 	}
 }
 

@@ -30,4 +30,7 @@ func (s *Server) routes(e *echo.Echo) {
 		e.POST(pathBackfill, s.handleCreateBackfill, s.requireInvoker)
 		e.GET(pathBackfill+"/:id", s.handleGetBackfill, s.requireInvoker)
 	}
+	if s.opts.Coverage != nil {
+		e.GET(pathCoverage, s.handleCoverage, s.requireInvoker)
+	}
 }

@@ -85,6 +85,9 @@ type serverOptions struct {
 	// /backfill callers (BACKFILL_INVOKERS); nil with auth enabled: 403.
 	Backfill         Backfiller
 	BackfillVerifier Verifier
+	// Coverage serves GET /coverage, to the callers /backfill admits (nil:
+	// no route).
+	Coverage Coverager
 	// Logger is the base logger (default slog.Default()).
 	Logger *slog.Logger
 	// ProjectID qualifies trace ids in logs; empty omits the trace.

@@ -147,10 +147,17 @@ func TestStreams_resultAndSelection(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("streamsResult (-want +got):\n%s", diff)
 	}
+	// The coverage ledger runs with the events stream, before it (it is
+	// cheap, and leaves its share to the events); a continuation may name it.
 	a := newTestApp(t, "https://sentry.io", sink.NewMemory(), map[string]string{"STREAMS": "events,issues"})
-	if diff := cmp.Diff([][]string{{"issues", "events"}, {"issues", "events"}, {"issues"}, nil},
-		[][]string{a.selected(""), a.selected("all"), a.selected("issues"), a.selected("audit")}); diff != "" {
+	if diff := cmp.Diff([][]string{{"issues", "coverage", "events"}, {"issues", "coverage", "events"}, {"issues"}, {"coverage"}, nil},
+		[][]string{a.selected(""), a.selected("all"), a.selected("issues"), a.selected("coverage"), a.selected("audit")}); diff != "" {
 		t.Errorf("selected (-want +got):\n%s", diff)
+	}
+	off := newTestApp(t, "https://sentry.io", sink.NewMemory(), map[string]string{"STREAMS": "events", "COVERAGE_LEDGER": "false"})
+	noEvents := newTestApp(t, "https://sentry.io", sink.NewMemory(), map[string]string{"STREAMS": "issues"})
+	if diff := cmp.Diff([][]string{{"events"}, {"issues"}}, [][]string{off.selected(""), noEvents.selected("")}); diff != "" {
+		t.Errorf("selected without the ledger (-want +got):\n%s", diff)
 	}
 	// The audit client always uses SENTRY_API_BASE as configured (the
 	// control host), never the organisation's region host.

@@ -20,6 +20,7 @@ import (
 	"github.com/secops-collectors/sentry-gcs/internal/clock"
 	"github.com/secops-collectors/sentry-gcs/internal/collector"
 	"github.com/secops-collectors/sentry-gcs/internal/config"
+	"github.com/secops-collectors/sentry-gcs/internal/coverage"
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
 	"github.com/secops-collectors/sentry-gcs/internal/events"
 	"github.com/secops-collectors/sentry-gcs/internal/failure"
@@ -166,6 +167,7 @@ var (
 	_ Collector  = (*app)(nil)
 	_ Drainer    = (*app)(nil)
 	_ Backfiller = (*app)(nil)
+	_ Coverager  = (*app)(nil)
 )
 
 // newApp builds the app from the configuration and the store. It contacts
@@ -179,7 +181,7 @@ func newApp(cfg *config.Config, store objectStore, logger *slog.Logger) (*app, e
 	a := &app{
 		cfg:     cfg,
 		store:   store,
-		streams: collector.Order(cfg.Streams),
+		streams: selectedStreams(cfg),
 		clock:   clock.Real{},
 		stop:    make(chan struct{}),
 	}
@@ -260,6 +262,13 @@ func (a *app) stream(name string, cl *sentry.Client) (collector.Stream, error) {
 			Org: c.SentryOrg, DataPrefix: c.IssuesPrefix, StatePrefix: c.StateKey,
 			Lag: c.CollectLag, Overlap: c.CollectOverlap, InitialLookback: c.InitialLookback,
 		}, cl, a.env(cl))
+	case coverage.Name:
+		ev, err := events.New(a.eventsOptions(cl), cl, a.env(cl))
+		if err != nil {
+			return nil, err
+		}
+		return coverage.New(coverage.Options{Org: c.SentryOrg, StatePrefix: c.StateKey, MaxProjects: c.MaxProjects},
+			cl, ev, a.store, a.env(cl))
 	case audit.Name:
 		return audit.New(audit.Options{
 			Org: c.SentryOrg, DataPrefix: c.AuditPrefix, StatePrefix: c.StateKey,
@@ -267,6 +276,24 @@ func (a *app) stream(name string, cl *sentry.Client) (collector.Stream, error) {
 		}, a.audit, a.env(a.audit))
 	}
 	return nil, fmt.Errorf("%w: unknown stream %q", failure.ErrConfig, name)
+}
+
+// selectedStreams are the streams a run runs, in run order: STREAMS, and
+// the coverage ledger with the events stream (COVERAGE_LEDGER).
+func selectedStreams(cfg *config.Config) []string {
+	names := slices.Clone(cfg.Streams)
+	if cfg.CoverageLedger && slices.Contains(names, events.Name) {
+		names = append(names, coverage.Name)
+	}
+	return collector.Order(names)
+}
+
+// Coverage implements Coverager: the coverage ledger since since, read from
+// the store alone.
+func (a *app) Coverage(ctx context.Context, since time.Time, projects []string) (*coverage.Report, error) {
+	c := a.cfg
+	return coverage.ReadReport(ctx, coverage.Source{State: a.store, Bucket: a.store, StatePrefix: c.StateKey,
+		Org: c.SentryOrg, SweepOff: !c.LateSweep}, since, projects)
 }
 
 // selected returns the streams a message asks for: every selected stream

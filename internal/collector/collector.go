@@ -15,6 +15,7 @@ import (
 
 	"github.com/secops-collectors/sentry-gcs/internal/audit"
 	"github.com/secops-collectors/sentry-gcs/internal/clock"
+	"github.com/secops-collectors/sentry-gcs/internal/coverage"
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
 	"github.com/secops-collectors/sentry-gcs/internal/events"
 	"github.com/secops-collectors/sentry-gcs/internal/failure"
@@ -34,11 +35,14 @@ var (
 	_ Stream = (*events.Stream)(nil)
 	_ Stream = (*issues.Stream)(nil)
 	_ Stream = (*audit.Stream)(nil)
+	_ Stream = (*coverage.Ledger)(nil)
 )
 
-// runOrder ranks the streams: the cheap single-document streams first, so
-// that what they leave of their fair share goes to the events stream.
-var runOrder = []string{audit.Name, issues.Name, events.Name}
+// runOrder ranks the streams: the cheap ones first (the single-document
+// streams, and the coverage ledger, which reads counts from Sentry's
+// Discover and stats budgets), so that what they leave of their fair share
+// goes to the events stream.
+var runOrder = []string{audit.Name, issues.Name, coverage.Name, events.Name}
 
 // Order returns names in run order (names it does not know go last, in the
 // order given).

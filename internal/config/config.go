@@ -102,6 +102,8 @@ type Config struct {
 	// LateSweep turns on the late sweep: events sent long after their
 	// timestamp (offline SDKs) are found by their receipt time.
 	LateSweep bool `env:"LATE_SWEEP, default=true" desc:"find events Sentry received after the windows that could read their timestamp (offline SDKs sending hours or days late) with Discover's error.received, and write them once; false turns the sweep off"`
+	// CoverageLedger turns on the coverage ledger (with the events stream).
+	CoverageLedger bool `env:"COVERAGE_LEDGER, default=true" desc:"keep the coverage ledger: per project and hour, Sentry's counts against what was collected, with missing events found and written (server coverage, GET /coverage); runs with the events stream"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL, default=info" cloudrun:"required" desc:"log level: debug, info, warn or error"`
 

@@ -51,6 +51,7 @@ func TestLoad_defaults(t *testing.T) {
 		RunBudget:          7 * time.Minute,
 		FullSweepInterval:  time.Hour,
 		LateSweep:          true,
+		CoverageLedger:     true,
 		LogLevel:           "info",
 		Port:               8080,
 	}
@@ -113,6 +114,7 @@ func TestLoad_values(t *testing.T) {
 		RunBudget:               9*time.Minute + 59*time.Second,
 		FullSweepInterval:       time.Hour,
 		LateSweep:               true,
+		CoverageLedger:          true,
 		LogLevel:                "debug",
 		Port:                    0,
 		PushAudience:            "https://svc.example/push",

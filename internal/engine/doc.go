@@ -38,6 +38,14 @@ func LoadDoc[T any](ctx context.Context, store state.Objects, key string, init f
 	return d, nil
 }
 
+// DocAt returns the document at key as if it had been loaded with value v
+// at generation gen: Save then replaces what is stored at gen. It is how a
+// document that cannot be decoded is rebuilt (after the caller kept it
+// aside).
+func DocAt[T any](store state.Objects, key string, v T, gen int64) *Doc[T] {
+	return &Doc[T]{Key: key, V: v, Gen: gen, store: store}
+}
+
 // Exists reports whether the document existed when it was (re)loaded.
 func (d *Doc[T]) Exists() bool { return d.Gen != 0 }
 

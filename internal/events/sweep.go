@@ -12,6 +12,7 @@ import (
 	"github.com/secops-collectors/sentry-gcs/internal/failure"
 	"github.com/secops-collectors/sentry-gcs/internal/logging"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
+	"github.com/secops-collectors/sentry-gcs/internal/state"
 )
 
 // The late sweep (Options.Discover). A received-hour closes; a
@@ -90,17 +91,28 @@ func (s *Stream) SweepKey() string { return s.opts.StatePrefix + "events/sweep.j
 func (s *Stream) sweepSettle() time.Duration { return max(s.opts.Lag, sweepSettle) }
 
 // SweepThrough reads how far the sweep has come: every event received
-// before the time returned is placed. ok is false when the sweep is off,
-// has not run, or is unavailable (reason says why).
+// before the time returned is placed. reason says why there is none (the
+// sweep is off, has not run, or is unavailable).
 func (s *Stream) SweepThrough(ctx context.Context) (through time.Time, reason string, err error) {
 	if s.opts.Discover == nil {
 		return time.Time{}, "the late sweep is off", nil
 	}
-	doc, err := engine.LoadDoc(ctx, s.env.State, s.SweepKey(), func() sweepDoc { return sweepDoc{Version: sweepVersion} })
-	if err != nil {
+	return ReadSweep(ctx, s.env.State, s.opts.StatePrefix)
+}
+
+// ReadSweep reads the sweep's position from the state under statePrefix
+// (see SweepThrough), without a stream.
+func ReadSweep(ctx context.Context, st state.Objects, statePrefix string) (through time.Time, reason string, err error) {
+	doc, err := engine.LoadDoc(ctx, st, statePrefix+"events/sweep.json", func() sweepDoc { return sweepDoc{Version: sweepVersion} })
+	switch {
+	case err != nil:
 		return time.Time{}, "", err
+	case doc.V.Unavailable != "":
+		return time.Time{}, doc.V.Unavailable, nil
+	case doc.V.Through.IsZero():
+		return time.Time{}, "the late sweep has not run yet", nil
 	}
-	return doc.V.Through, doc.V.Unavailable, nil
+	return doc.V.Through, "", nil
 }
 
 // sweeper is one run's sweep.

@@ -69,9 +69,10 @@ func (l lane) Commit(ctx context.Context) error {
 		cp.FailingSince = cp.UpdatedAt
 	}
 	cp.Slug = p.slug
-	if cp.HoursSince == 0 {
-		// Written by a version that did not count: hours from now on
-		// are counted in full.
+	if cp.HoursSince == 0 && (cp.Window != nil || !cp.Watermark.IsZero()) {
+		// Read by a version that did not count: hours from now on are
+		// counted in full. (A project never read starts counting where
+		// its first window starts: openWindow, HandOff.)
 		cp.HoursSince = cp.UpdatedAt.Unix()
 	}
 	cp.prune(l.x.s.overlap())
