@@ -23,6 +23,14 @@ locals {
       severity      = "ERROR"
       documentation = "One project's events have failed to be read in every run of ${var.name} for over an hour (the log line \"project has failed every run for over an hour\" names it and the error): a deleted or renamed project, a token without access to it, or an answer from Sentry the service cannot read. The other projects are collected. See the README, Operate section."
     }
+    coverage_missing = {
+      metric        = "coverage-missing"
+      description   = "Final hours of the coverage ledger in which Sentry shows events the bucket does not hold."
+      title         = "events missing from the bucket"
+      condition     = "a final hour has missing events"
+      severity      = "ERROR"
+      documentation = "The coverage ledger of ${var.name} found, a day after an hour, events Sentry shows that the bucket does not hold (the log line \"events Sentry shows are missing from the bucket in a final hour\" names the project, the hour and the ids). They are queued and written by the next runs; the alert closes when the hour is complete. If it stays open, run `server coverage -since 48h` and see the README, Completeness and Operate sections."
+    }
   }
 
   service_log_filter = join(" AND ", [

@@ -224,3 +224,40 @@ func TestPropertyLedger(t *testing.T) {
 		}
 	})
 }
+
+// TestUndecodableLedgerIsRebuilt: a ledger that cannot be decoded is kept
+// aside, reported, and rebuilt by checking its hours again, never taken
+// for complete in the meantime.
+func TestUndecodableLedgerIsRebuilt(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 9, sentrysim.Config{}, sentrysim.Scenario{Projects: 1, Backlog: 200, BacklogSpan: 3 * time.Hour}, true)
+	run := 0
+	w.play(10*time.Minute, collecttest.T0.Add(2*time.Hour), &run)
+	pid := w.Sim.Projects()[0].ID
+	_, l := w.streams(-1)
+	key := l.Key(pid)
+	ctx := w.T.Context()
+	_, gen, err := w.Store.Read(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := w.Store.Write(ctx, key, []byte(`{"version":1,"rows":[{"hour":`), "application/json", gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := w.report(collecttest.T0.Add(-4 * time.Hour))
+	if rep.OK || len(rep.Problems) != 1 || rep.Totals.Hours != 0 {
+		t.Fatalf("an undecodable ledger must be reported, not OK: %+v", rep)
+	}
+	w.play(10*time.Minute, collecttest.T0.Add(3*time.Hour), &run)
+	if _, _, err := w.Store.Read(ctx, key+".undecodable-"+strconv.FormatInt(bad, 10)); err != nil {
+		names, _ := w.Store.List(ctx, collecttest.StatePrefix+"coverage/")
+		t.Fatalf("the undecodable ledger was not kept aside: %v (have %v)", err, names)
+	}
+	rep = w.report(collecttest.T0.Add(-4 * time.Hour))
+	if len(rep.Problems) != 0 || rep.Totals.Complete == 0 || rep.Totals.Complete != rep.Totals.Hours {
+		var b bytes.Buffer
+		_ = rep.WriteTable(&b)
+		t.Fatalf("rebuilt ledger:\n%s", b.String())
+	}
+}

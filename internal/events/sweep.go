@@ -48,8 +48,12 @@ const (
 	// sweepSettle is how long after a slice's end it is swept, at least
 	// (Options.Lag when longer): events received in it are visible by then.
 	sweepSettle = time.Minute
-	// maxSlice bounds one slice (one Discover query, paged).
+	// maxSlice bounds one slice (one Discover query, paged); minSlice is
+	// the least the sweep waits for: a run every minute sweeps every five
+	// (a late-sent event waits up to five minutes more), which divides the
+	// sweep's requests by five (per project without global-views).
 	maxSlice = time.Hour
+	minSlice = 5 * time.Minute
 	// sweepRetryUnavailable is how often an unavailable sweep is tried
 	// again.
 	sweepRetryUnavailable = 24 * time.Hour
@@ -163,6 +167,9 @@ func (sw *sweeper) run(ctx context.Context) error {
 		return nil
 	}
 	due := now.Add(-x.s.sweepSettle()).Truncate(time.Minute)
+	if due.Sub(d.Through) < minSlice {
+		return nil
+	}
 	for d.Through.Before(due) {
 		if !x.r.CanRead() {
 			return engine.ErrStop

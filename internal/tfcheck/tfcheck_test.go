@@ -14,6 +14,7 @@ import (
 
 	"github.com/secops-collectors/sentry-gcs/internal/config"
 
+	"github.com/secops-collectors/sentry-gcs/internal/coverage"
 	"github.com/secops-collectors/sentry-gcs/internal/events"
 
 	"github.com/secops-collectors/sentry-gcs/internal/failure"
@@ -968,7 +969,7 @@ func TestMonitoring(t *testing.T) {
 	}
 	slices.Sort(got)
 	// The kinds the service logs, named by the code that logs them.
-	want := []string{events.ErrorKindProjectFailing, failure.ErrorKindAuth}
+	want := []string{events.ErrorKindProjectFailing, failure.ErrorKindAuth, coverage.ErrorKindMissing}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("error kinds with an alert = %v, want the kinds the service logs: %v", got, want)
