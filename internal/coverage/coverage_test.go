@@ -179,7 +179,7 @@ func TestSlowIngestionIsFoundAndWritten(t *testing.T) {
 func TestPropertyLedger(t *testing.T) {
 	t.Parallel()
 	n := 8
-	if testing.Short() {
+	if testing.Short() || raceDetector {
 		n = 3
 	}
 	base := time.Now().UnixNano() % 1_000_000

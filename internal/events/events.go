@@ -10,8 +10,10 @@
 // skipped with one stats_v2 request (idle.go). No window reaches further back
 // than the organisation's event retention (Options.Retention): Sentry has
 // deleted what lies before it and refuses such a window, so it is skipped,
-// and the log and the run summary say so. DESIGN.md next to this file
-// explains each rule.
+// and the log and the run summary say so. Events Sentry receives after the
+// windows are done with their timestamp (offline SDKs) are found by the late
+// sweep, by receipt time, and written once by the late lane (sweep.go,
+// late.go). DESIGN.md next to this file explains each rule.
 package events
 
 import (

@@ -75,9 +75,9 @@ func TestLateSentEventsAreCollected(t *testing.T) {
 // once (randomised trials; -seed and -trials as for the property suite).
 func TestLateSentDaysLate(t *testing.T) {
 	t.Parallel()
-	n := 12
-	if testing.Short() {
-		n = 4
+	n := 8
+	if testing.Short() || raceDetector {
+		n = 3
 	}
 	if *flagTrials > 0 {
 		n = *flagTrials

@@ -312,7 +312,7 @@ func baseSeed(t *testing.T) int64 {
 func TestPropertyRandomised(t *testing.T) {
 	t.Parallel()
 	n := 120
-	if testing.Short() {
+	if testing.Short() || raceDetector {
 		n = 25
 	}
 	if *flagTrials > 0 {
@@ -381,7 +381,7 @@ func TestPropertyCrashAtEveryBoundary(t *testing.T) {
 			probe.clk.Advance(5 * time.Minute)
 		}
 		step := int64(1)
-		if testing.Short() {
+		if testing.Short() || raceDetector {
 			step = 4
 		}
 		type crashCase struct {

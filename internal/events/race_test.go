@@ -1,0 +1,7 @@
+//go:build race
+
+package events
+
+// raceDetector is set when the tests run with -race, which makes them about
+// ten times slower: the randomised suites then run fewer trials.
+const raceDetector = true
