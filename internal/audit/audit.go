@@ -116,13 +116,7 @@ type Stream struct {
 // New validates opts and returns the stream reading through api, which must
 // use the audit token (org:write) on the main host.
 func New(opts Options, api API, env engine.Env) (*Stream, error) {
-	if api == nil {
-		return nil, fmt.Errorf("%w: the audit stream needs a Sentry client", failure.ErrConfig)
-	}
-	if err := env.Check(); err != nil {
-		return nil, err
-	}
-	if err := events.CheckPrefixes(opts.Org, opts.DataPrefix, opts.StatePrefix, Name); err != nil {
+	if err := env.CheckSource(Name, api, opts.Org, opts.DataPrefix, opts.StatePrefix); err != nil {
 		return nil, err
 	}
 	if opts.Overlap <= 0 {

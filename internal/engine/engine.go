@@ -13,7 +13,8 @@
 //     state, Create with a does-not-exist precondition, recovery of an
 //     object found under the current name (read back, absorb its ids,
 //     advance), and the compare-and-swap commit (Write, Doc);
-//   - the run summary, logged once per run.
+//   - the run summary, logged once per run;
+//   - what every source's constructor checks first (Env.CheckSource).
 //
 // DESIGN.md next to this file explains why each piece is there.
 package engine

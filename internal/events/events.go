@@ -19,7 +19,6 @@ package events
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
@@ -166,10 +165,7 @@ type Stream struct {
 
 // New validates opts and returns the stream reading through api.
 func New(opts Options, api API, env engine.Env) (*Stream, error) {
-	if api == nil {
-		return nil, fmt.Errorf("%w: the events stream needs a Sentry client", failure.ErrConfig)
-	}
-	if err := env.Check(); err != nil {
+	if err := env.CheckSource(Name, api, opts.Org, opts.DataPrefix, opts.StatePrefix); err != nil {
 		return nil, err
 	}
 	if opts.MaxProjects == 0 {
@@ -196,9 +192,6 @@ func New(opts Options, api API, env engine.Env) (*Stream, error) {
 	if opts.Retention == 0 {
 		opts.Retention = DefaultRetention
 	}
-	if err := CheckPrefixes(opts.Org, opts.DataPrefix, opts.StatePrefix, Name); err != nil {
-		return nil, err
-	}
 	switch {
 	case opts.MaxProjects < 0:
 		return nil, fmt.Errorf("%w: max projects must be positive, got %d", failure.ErrConfig, opts.MaxProjects)
@@ -210,21 +203,6 @@ func New(opts Options, api API, env engine.Env) (*Stream, error) {
 		return nil, fmt.Errorf("%w: the overlap (COLLECT_OVERLAP) is %s but must be at most half the maximum window (%s): each window re-reads the overlap before the watermark, so a larger one would stop the watermark from moving forward", failure.ErrConfig, opts.Overlap, opts.MaxWindow/2)
 	}
 	return &Stream{opts: opts, api: api, env: env}, nil
-}
-
-// CheckPrefixes validates what every stream needs: an organisation, a data
-// prefix, and the stream's state (<statePrefix><stream>/) outside the data
-// prefix.
-func CheckPrefixes(org, dataPrefix, statePrefix, stream string) error {
-	switch {
-	case org == "":
-		return fmt.Errorf("%w: the organisation slug is required", failure.ErrConfig)
-	case dataPrefix == "":
-		return fmt.Errorf("%w: the data prefix must not be empty (the state would lie inside it)", failure.ErrConfig)
-	case strings.HasPrefix(statePrefix+stream+"/", dataPrefix):
-		return fmt.Errorf("%w: the state prefix %q must not lie inside the data prefix %q (the feed would ingest or delete the state)", failure.ErrConfig, statePrefix, dataPrefix)
-	}
-	return nil
 }
 
 // Name implements the collector's Stream: "events".
