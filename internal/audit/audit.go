@@ -183,6 +183,7 @@ func (x *run) do(ctx context.Context) error {
 	}
 	sum := x.r.Summary()
 	opened := false
+sweeps:
 	for {
 		if x.st().Sweep == nil {
 			if opened {
@@ -208,7 +209,7 @@ func (x *run) do(ctx context.Context) error {
 		case err == nil:
 		case errors.Is(err, engine.ErrStop):
 			sum.WorkRemaining = true
-			return nil
+			break sweeps
 		case errors.Is(err, engine.ErrConflict):
 			if err := x.conflict(); err != nil {
 				return err

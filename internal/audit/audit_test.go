@@ -267,3 +267,41 @@ func TestBadRowsAreCountedAndSkipped(t *testing.T) {
 		t.Errorf("bucket lines %q; want entries 9 and 11 only", lines)
 	}
 }
+
+// stopsInFlight is a Sentry whose audit-log request is in flight when the
+// soft stop comes: it gives the stop and answers when the request is cut.
+type stopsInFlight struct{ stop chan struct{} }
+
+func (s stopsInFlight) ListAuditLogs(ctx context.Context, _ sentry.AuditLogQuery) (sentry.Page[sentry.AuditLogEntry], error) {
+	close(s.stop)
+	<-ctx.Done()
+	return sentry.Page[sentry.AuditLogEntry]{}, ctx.Err()
+}
+
+// A run that the soft stop (or the budget) ends in the middle of a sweep
+// still reports how far behind the collected log is: lag_seconds is what
+// the lag metric reads, and a stopped run is when it matters.
+func TestStoppedRunReportsLag(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 5, sentrysim.Config{})
+	newest := collecttest.T0.Add(-time.Minute)
+	w.Sim.AddAuditLog(sentrysim.AuditSpec{Event: "member.add", At: newest})
+	if s, err := w.stream("r1", nil, w.Client("tok")).Run(collecttest.Quiet(t.Context()), 7*time.Minute); err != nil || s.Records != 1 {
+		t.Fatalf("first run: %+v, %v; want the entry written", s, err)
+	}
+	w.Clock.Advance(10 * time.Minute)
+	api := stopsInFlight{stop: make(chan struct{})}
+	env := w.Env("r2", nil, nil)
+	env.Stop = api.stop
+	st, err := New(Options{Org: collecttest.Org, DataPrefix: collecttest.AuditPrefix, StatePrefix: collecttest.StatePrefix}, api, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := st.Run(collecttest.Quiet(t.Context()), 7*time.Minute)
+	if err != nil || !s.WorkRemaining {
+		t.Fatalf("stopped run: %+v, %v; want work remaining and no error", s, err)
+	}
+	if want := w.Clock.Now().Sub(newest); s.Lag != want {
+		t.Errorf("stopped run reports lag %s, want %s (now − the newest entry collected)", s.Lag, want)
+	}
+}
