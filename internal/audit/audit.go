@@ -32,9 +32,6 @@ const Name = "audit"
 // stateVersion is the format version of the state document.
 const stateVersion = 1
 
-// maxConflictsPerRun bounds compare-and-swap conflicts in one run.
-const maxConflictsPerRun = 20
-
 // DefaultOverlap is the audit stream's default overlap. Audit entries reach
 // the control silo through Sentry's hybrid-cloud outbox, normally within
 // seconds, but outbox backlogs during incidents delay them by minutes; an
@@ -145,10 +142,9 @@ func (s *Stream) Run(ctx context.Context, budget time.Duration) (engine.Summary,
 
 // run is one run of the stream.
 type run struct {
-	s         *Stream
-	r         *engine.Run
-	doc       *engine.Doc[state]
-	conflicts int
+	s   *Stream
+	r   *engine.Run
+	doc *engine.Doc[state]
 }
 
 func (x *run) st() *state { return &x.doc.V }
@@ -170,62 +166,50 @@ func (x *run) load(ctx context.Context) error {
 	return nil
 }
 
-func (x *run) conflict() error {
-	if x.conflicts++; x.conflicts > maxConflictsPerRun {
-		return failure.Transient(errors.New("audit stream: too many concurrent state changes"))
-	}
-	return nil
-}
-
 func (x *run) do(ctx context.Context) error {
 	if err := x.load(ctx); err != nil {
 		return err
 	}
+	sw := &sweeps{x: x}
+	if _, err := (&engine.Passes{Run: x.r}).Read(ctx, sw); err != nil {
+		return err
+	}
 	sum := x.r.Summary()
-	opened := false
-sweeps:
-	for {
-		if x.st().Sweep == nil {
-			if opened {
-				break // one sweep per run: later entries are the next run's
-			}
-			if !x.r.CanRead() {
-				sum.WorkRemaining = true
-				break
-			}
-			if err := x.openSweep(ctx); err != nil {
-				if errors.Is(err, engine.ErrConflict) {
-					if err := x.conflict(); err != nil {
-						return err
-					}
-					continue
-				}
-				return failure.Transient(err)
-			}
-			opened = true
-		}
-		err := x.turn(ctx)
-		switch {
-		case err == nil:
-		case errors.Is(err, engine.ErrStop):
-			sum.WorkRemaining = true
-			break sweeps
-		case errors.Is(err, engine.ErrConflict):
-			if err := x.conflict(); err != nil {
-				return err
-			}
-		default:
-			return err
-		}
-	}
-	if x.st().Sweep != nil {
-		sum.WorkRemaining = true
-	}
+	// Work remains while a sweep is in progress, or when this run could
+	// not open one (every run sweeps).
+	sum.WorkRemaining = x.st().Sweep != nil || !sw.opened
 	if w := x.st().Watermark; !w.IsZero() {
 		sum.Lag = x.r.Now().Sub(w)
 	}
 	return nil
 }
+
+// sweeps is the reading of one run (engine.Pass): one sweep at most is
+// opened, and entries that arrive after it are the next run's.
+type sweeps struct {
+	x      *run
+	opened bool
+}
+
+var _ engine.Pass = (*sweeps)(nil)
+
+// Active implements engine.Pass.
+func (s *sweeps) Active() bool { return s.x.st().Sweep != nil }
+
+// Open implements engine.Pass.
+func (s *sweeps) Open(ctx context.Context) (bool, error) {
+	if s.opened {
+		return false, nil
+	}
+	if err := s.x.openSweep(ctx); err != nil {
+		return false, err
+	}
+	s.opened = true
+	return true, nil
+}
+
+// Turn implements engine.Pass.
+func (s *sweeps) Turn(ctx context.Context) error { return s.x.turn(ctx) }
 
 // lane implements engine.Lane over the state document.
 type lane struct{ x *run }

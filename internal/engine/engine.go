@@ -14,7 +14,8 @@
 //     object found under the current name (read back, absorb its ids,
 //     advance), and the compare-and-swap commit (Write, Doc);
 //   - the run summary, logged once per run;
-//   - what every source's constructor checks first (Env.CheckSource).
+//   - what every source's constructor checks first (Env.CheckSource), and
+//     the reading loop of a source whose state is one document (Passes).
 //
 // DESIGN.md next to this file explains why each piece is there.
 package engine

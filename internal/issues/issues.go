@@ -31,7 +31,6 @@ package issues
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -59,8 +58,6 @@ const (
 
 // Tuning constants.
 const (
-	// maxConflictsPerRun bounds compare-and-swap conflicts in one run.
-	maxConflictsPerRun = 20
 	// catchUpGap: see the events stream; a window completed in a run opens
 	// another only when the watermark is this far behind.
 	catchUpGap = 10 * time.Minute
@@ -164,10 +161,9 @@ const (
 
 // run is one run of the stream.
 type run struct {
-	s         *Stream
-	r         *engine.Run
-	doc       *engine.Doc[state]
-	conflicts int
+	s   *Stream
+	r   *engine.Run
+	doc *engine.Doc[state]
 	// What the sweep did in this run (summary).
 	swept                    bool
 	sweepPages, sweepRecords int
@@ -198,18 +194,6 @@ func (x *run) load(ctx context.Context) error {
 	return nil
 }
 
-// conflict counts a lost compare-and-swap (the state was reloaded, and
-// migrated again if needed).
-func (x *run) conflict() error {
-	if x.conflicts++; x.conflicts > maxConflictsPerRun {
-		return failure.Transient(errors.New("issues stream: too many concurrent state changes"))
-	}
-	if err := x.st().migrate(); err != nil {
-		return fmt.Errorf("failed to load %s: %w", x.doc.Key, err)
-	}
-	return nil
-}
-
 func (x *run) do(ctx context.Context) error {
 	if err := x.load(ctx); err != nil {
 		return err
@@ -224,8 +208,16 @@ func (x *run) do(ctx context.Context) error {
 		// the next name all the same.
 		x.st().Sweep = nil
 	}
+	// Conflicts are counted over the whole run; a reloaded document is
+	// migrated again.
+	ps := &engine.Passes{Run: x.r, Reloaded: func() error {
+		if err := x.st().migrate(); err != nil {
+			return fmt.Errorf("failed to load %s: %w", x.doc.Key, err)
+		}
+		return nil
+	}}
 	for _, k := range kinds {
-		stop, err := x.passes(ctx, k)
+		stop, err := ps.Read(ctx, &passes{x: x, k: k})
 		if err != nil || stop {
 			return err
 		}
@@ -233,56 +225,42 @@ func (x *run) do(ctx context.Context) error {
 	return nil
 }
 
-// passes reads passes of kind k until none is left to read in this run. It
-// reports stop when the budget or the soft stop ended the run.
-func (x *run) passes(ctx context.Context, k kind) (stop bool, err error) {
-	completed := false
-	for {
-		if x.pass(k) == nil {
-			if !x.r.CanRead() {
-				return true, nil
-			}
-			opened, err := x.open(ctx, k, completed)
-			if errors.Is(err, engine.ErrConflict) {
-				if err := x.conflict(); err != nil {
-					return false, err
-				}
-				continue
-			}
-			if err != nil {
-				return false, failure.Transient(err)
-			}
-			if !opened {
-				return false, nil
-			}
-		}
-		records := x.r.Summary().Records
-		pages := x.r.Summary().Pages
-		err := x.turn(ctx, k)
-		if k == sweepPass {
-			x.swept = true
-			x.sweepPages += x.r.Summary().Pages - pages
-			x.sweepRecords += x.r.Summary().Records - records
-		}
-		switch {
-		case err == nil:
-		case errors.Is(err, engine.ErrStop):
-			return true, nil
-		case errors.Is(err, engine.ErrConflict):
-			if err := x.conflict(); err != nil {
-				return false, err
-			}
-			continue
-		default:
-			return false, err
-		}
-		if x.pass(k) == nil {
-			completed = true
-			if k == sweepPass {
-				x.sweepsCompleted++
-			}
+// passes is the reading of the passes of kind k in one run (engine.Pass).
+type passes struct {
+	x *run
+	k kind
+	// completed: a pass of kind k completed in this run (a window then
+	// opens another only when the watermark is catchUpGap behind).
+	completed bool
+}
+
+var _ engine.Pass = (*passes)(nil)
+
+// Active implements engine.Pass.
+func (p *passes) Active() bool { return p.x.pass(p.k) != nil }
+
+// Open implements engine.Pass.
+func (p *passes) Open(ctx context.Context) (bool, error) { return p.x.open(ctx, p.k, p.completed) }
+
+// Turn implements engine.Pass, and counts what the sweep did for the
+// summary.
+func (p *passes) Turn(ctx context.Context) error {
+	x := p.x
+	records := x.r.Summary().Records
+	pages := x.r.Summary().Pages
+	err := x.turn(ctx, p.k)
+	if p.k == sweepPass {
+		x.swept = true
+		x.sweepPages += x.r.Summary().Pages - pages
+		x.sweepRecords += x.r.Summary().Records - records
+	}
+	if err == nil && x.pass(p.k) == nil {
+		p.completed = true
+		if p.k == sweepPass {
+			x.sweepsCompleted++
 		}
 	}
+	return err
 }
 
 // finish fills the end-of-run summary fields.
