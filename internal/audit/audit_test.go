@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,18 +150,7 @@ func runAuditTrial(t *testing.T, seed int64) {
 // each once, and nothing else.
 func TestAuditStreamAgainstSimulator(t *testing.T) {
 	t.Parallel()
-	base := baseSeed(t)
-	n := 8
-	if testing.Short() {
-		n = 3
-	}
-	for i := range n {
-		seed := base + int64(i)
-		t.Run(strconv.FormatInt(seed, 10), func(t *testing.T) {
-			t.Parallel()
-			runAuditTrial(t, seed)
-		})
-	}
+	collecttest.SeededTrials(t, 8, 3, runAuditTrial)
 }
 
 // TestAuditRecoversUncommittedObject crashes between a data object's write
@@ -223,19 +211,6 @@ func (w *world) stream(runID string, st sinktest.Store, cl *sentry.Client) *Stre
 		w.T.Fatal(err)
 	}
 	return s
-}
-
-// baseSeed is the seed of the randomised trials (COLLECTOR_SEED, or the clock).
-func baseSeed(t *testing.T) int64 {
-	t.Helper()
-	if s := os.Getenv("COLLECTOR_SEED"); s != "" {
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return n
-		}
-	}
-	seed := time.Now().UnixNano() % 1_000_000_000
-	t.Logf("base seed %d (rerun with COLLECTOR_SEED=%d)", seed, seed)
-	return seed
 }
 
 // A row with a missing id or an unreadable date does not fail the page (one

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -185,6 +186,37 @@ func Trials(t *testing.T, n int, trial func(t *testing.T, i int)) {
 	}
 	close(next)
 	wg.Wait()
+}
+
+// SeededTrials runs randomised trials as parallel subtests named by their
+// seed: n of them (nShort with -short), from BaseSeed on.
+func SeededTrials(t *testing.T, n, nShort int, trial func(t *testing.T, seed int64)) {
+	t.Helper()
+	base := BaseSeed(t)
+	if testing.Short() {
+		n = nShort
+	}
+	for i := range n {
+		seed := base + int64(i)
+		t.Run(strconv.FormatInt(seed, 10), func(t *testing.T) {
+			t.Parallel()
+			trial(t, seed)
+		})
+	}
+}
+
+// BaseSeed is the seed of randomised trials: COLLECTOR_SEED when it is set,
+// else one from the clock, logged so that a failure can be run again.
+func BaseSeed(tb testing.TB) int64 {
+	tb.Helper()
+	if s := os.Getenv("COLLECTOR_SEED"); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return n
+		}
+	}
+	seed := time.Now().UnixNano() % 1_000_000_000
+	tb.Logf("base seed %d (rerun with COLLECTOR_SEED=%d)", seed, seed)
+	return seed
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

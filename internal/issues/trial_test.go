@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -248,29 +247,5 @@ func runIssuesTrial(t *testing.T, seed int64) {
 // issue is.
 func TestIssuesStreamAgainstSimulator(t *testing.T) {
 	t.Parallel()
-	base := baseSeed(t)
-	n := 8
-	if testing.Short() {
-		n = 3
-	}
-	for i := range n {
-		seed := base + int64(i)
-		t.Run(strconv.FormatInt(seed, 10), func(t *testing.T) {
-			t.Parallel()
-			runIssuesTrial(t, seed)
-		})
-	}
-}
-
-// baseSeed is the seed of the randomised trials (COLLECTOR_SEED, or the clock).
-func baseSeed(t *testing.T) int64 {
-	t.Helper()
-	if s := os.Getenv("COLLECTOR_SEED"); s != "" {
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return n
-		}
-	}
-	seed := time.Now().UnixNano() % 1_000_000_000
-	t.Logf("base seed %d (rerun with COLLECTOR_SEED=%d)", seed, seed)
-	return seed
+	collecttest.SeededTrials(t, 8, 3, runIssuesTrial)
 }
