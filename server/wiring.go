@@ -237,6 +237,7 @@ func (a *app) eventsOptions(cl *sentry.Client) events.Options {
 		Lag:                c.CollectLag,
 		Overlap:            c.CollectOverlap,
 		InitialLookback:    c.InitialLookback,
+		Retention:          c.EventRetention,
 		FullSweepInterval:  -1,
 		Progress:           a.progress,
 	}

@@ -33,6 +33,9 @@ const (
 	MaxRunBudget = 10 * time.Minute
 	// SentryRetention is how long Sentry keeps events (SaaS: 90 days).
 	SentryRetention = 90 * 24 * time.Hour
+	// MinEventRetention is the lower bound of EVENT_RETENTION: Sentry keeps
+	// events for whole days, at least one.
+	MinEventRetention = 24 * time.Hour
 	// MaxPagesPerProjectLimit is the upper bound of MAX_PAGES_PER_PROJECT.
 	MaxPagesPerProjectLimit = 1000
 	// MaxCollectOverlap is the upper bound of COLLECT_OVERLAP: half the
@@ -94,6 +97,10 @@ type Config struct {
 	CollectOverlap time.Duration `env:"COLLECT_OVERLAP, default=30m" desc:"each window starts this long before the watermark, to catch late events (de-duplicated); at most 12h"`
 	// InitialLookback is how far back the first run of a project starts.
 	InitialLookback time.Duration `env:"INITIAL_LOOKBACK, default=24h" desc:"how far back the first run of a project starts (at most 2160h, Sentry's 90-day retention)"`
+	// EventRetention is how long Sentry keeps the organisation's events
+	// (its plan's retention): no window of the events stream reaches
+	// further back (events.Options.Retention).
+	EventRetention time.Duration `env:"EVENT_RETENTION, default=2160h" desc:"Sentry's event retention for the organisation's plan (720h on 30-day plans); at least 24h. No window reaches further back: a range skipped for it is logged (WARN) and counted in the run summary (retention_clipped_projects, retention_clipped_before)"`
 	// RunBudget bounds one run; it stops starting work before it runs out.
 	RunBudget time.Duration `env:"RUN_BUDGET, default=7m" cloudrun:"required" desc:"time budget of one run; below 10m because Pub/Sub's ack deadline is 600s"`
 	// FullSweepInterval turns on idle detection (stats_v2) and bounds how

@@ -48,6 +48,7 @@ func TestLoad_defaults(t *testing.T) {
 		CollectLag:         2 * time.Minute,
 		CollectOverlap:     30 * time.Minute,
 		InitialLookback:    24 * time.Hour,
+		EventRetention:     2160 * time.Hour,
 		RunBudget:          7 * time.Minute,
 		FullSweepInterval:  time.Hour,
 		LateSweep:          true,
@@ -111,6 +112,7 @@ func TestLoad_values(t *testing.T) {
 		CollectLag:              0,
 		CollectOverlap:          time.Hour,
 		InitialLookback:         2160 * time.Hour,
+		EventRetention:          2160 * time.Hour,
 		RunBudget:               9*time.Minute + 59*time.Second,
 		FullSweepInterval:       time.Hour,
 		LateSweep:               true,
@@ -446,7 +448,7 @@ func TestValidate_normalisesInPlace(t *testing.T) {
 	cfg := &Config{
 		GCSPrefix: "data", StateKey: "state", LocalOutputDir: "d", SentryOrg: "acme", SentryAuthToken: "t",
 		SentryAPIBase: "http://127.0.0.1:9000/", MaxProjects: 1, MaxPagesPerProject: 1,
-		InitialLookback: time.Hour, RunBudget: time.Minute, LogLevel: "Warn",
+		InitialLookback: time.Hour, EventRetention: 720 * time.Hour, RunBudget: time.Minute, LogLevel: "Warn",
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)

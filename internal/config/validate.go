@@ -162,6 +162,10 @@ func (c *Config) checkCollection() []error {
 	case c.InitialLookback > SentryRetention:
 		add("INITIAL_LOOKBACK must be at most %s (Sentry keeps events for 90 days), got %s", SentryRetention, c.InitialLookback)
 	}
+	if c.EventRetention < MinEventRetention {
+		add("EVENT_RETENTION must be at least 24h (Sentry keeps events for whole days: 2160h on most plans, 720h on "+
+			"30-day plans), got %s", c.EventRetention)
+	}
 	switch {
 	case c.RunBudget <= 0:
 		add("RUN_BUDGET must be positive, got %s", c.RunBudget)
