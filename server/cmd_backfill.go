@@ -49,7 +49,7 @@ exit codes: as collect (2 also for an invalid range or an unknown project; 3: re
 		}
 		spec.CreatedBy = "cli"
 		// Check the range before anything is contacted.
-		if _, _, _, err := backfill.Validate(spec, time.Now().UTC()); err != nil {
+		if _, _, _, err := backfill.Validate(spec, time.Now().UTC(), 0); err != nil {
 			return withCode(err)
 		}
 	}

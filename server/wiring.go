@@ -376,7 +376,7 @@ func (a *app) jobs(cl *sentry.Client) (*backfill.Jobs, error) {
 // CreateBackfill implements Backfiller. The request is checked before
 // Sentry is contacted: a bad range is answered at once.
 func (a *app) CreateBackfill(ctx context.Context, spec backfill.Spec) (backfill.Job, error) {
-	if _, _, _, err := backfill.Validate(spec, a.clock.Now().UTC()); err != nil {
+	if _, _, _, err := backfill.Validate(spec, a.clock.Now().UTC(), a.cfg.EventRetention); err != nil {
 		return backfill.Job{}, err
 	}
 	cl, err := a.main.get(ctx)

@@ -29,7 +29,7 @@ func TestCreateBackfillValidation(t *testing.T) {
 		{name: "start_after_end", spec: Spec{Start: collecttest.T0.Add(-time.Hour), End: collecttest.T0.Add(-2 * time.Hour)}, wantErr: "must be before end"},
 		{name: "start_equals_end", spec: Spec{Start: collecttest.T0.Add(-time.Hour), End: collecttest.T0.Add(-time.Hour)}, wantErr: "must be before end"},
 		{name: "missing_start", spec: Spec{End: collecttest.T0}, wantErr: "start and end are required"},
-		{name: "beyond_retention", spec: Spec{Start: collecttest.T0.Add(-91 * 24 * time.Hour), End: collecttest.T0}, wantErr: "90-day retention"},
+		{name: "beyond_retention", spec: Spec{Start: collecttest.T0.Add(-91 * 24 * time.Hour), End: collecttest.T0}, wantErr: "90-day event retention"},
 		{name: "end_in_future", spec: Spec{Start: collecttest.T0.Add(-time.Hour), End: collecttest.T0.Add(time.Hour)}, wantErr: "in the future"},
 		{name: "unknown_projects", spec: Spec{Start: collecttest.T0.Add(-time.Hour), End: collecttest.T0, Projects: []string{"1", "nope", "42"}}, wantErr: "unknown projects nope, 42"},
 		{name: "unknown_stream", spec: Spec{Start: collecttest.T0.Add(-time.Hour), End: collecttest.T0, Streams: []string{"audit"}}, wantErr: `stream "audit"`},

@@ -22,7 +22,7 @@ import (
 // takes over, and record the job idempotently.
 func (j *Jobs) Create(ctx context.Context, spec Spec) (Job, error) {
 	now := j.env.Now().UTC()
-	start, end, streams, err := Validate(spec, now)
+	start, end, streams, err := Validate(spec, now, j.stream.Options().Retention)
 	if err != nil {
 		return Job{}, err
 	}
@@ -41,18 +41,22 @@ func (j *Jobs) Create(ctx context.Context, spec Spec) (Job, error) {
 }
 
 // Validate checks a request against the clock: the range [start, end) is
-// within Sentry's retention and not in the future, and only the events
-// stream is asked for. It returns the normalised range (whole seconds, UTC)
-// and streams. Errors wrap ErrInvalid.
-func Validate(spec Spec, now time.Time) (start, end time.Time, streams []string, err error) {
+// within the organisation's event retention (0: Sentry's usual 90 days;
+// negative: unlimited) and not in the future, and only the events stream is
+// asked for. It returns the normalised range (whole seconds, UTC) and
+// streams. Errors wrap ErrInvalid.
+func Validate(spec Spec, now time.Time, retention time.Duration) (start, end time.Time, streams []string, err error) {
+	if retention == 0 {
+		retention = SentryRetention
+	}
 	start, end = spec.Start.UTC().Truncate(time.Second), spec.End.UTC().Truncate(time.Second)
 	switch {
 	case start.IsZero() || end.IsZero():
 		return start, end, nil, fmt.Errorf("%w: start and end are required", ErrInvalid)
 	case !start.Before(end):
 		return start, end, nil, fmt.Errorf("%w: start %s must be before end %s", ErrInvalid, start.Format(time.RFC3339), end.Format(time.RFC3339))
-	case start.Before(now.Add(-SentryRetention)):
-		return start, end, nil, fmt.Errorf("%w: start %s is older than Sentry's 90-day retention (earliest: %s)", ErrInvalid, start.Format(time.RFC3339), now.Add(-SentryRetention).Format(time.RFC3339))
+	case retention > 0 && start.Before(now.Add(-retention)):
+		return start, end, nil, fmt.Errorf("%w: start %s is older than the organisation's %g-day event retention (EVENT_RETENTION; earliest: %s)", ErrInvalid, start.Format(time.RFC3339), retention.Hours()/24, now.Add(-retention).Format(time.RFC3339))
 	case end.After(now):
 		return start, end, nil, fmt.Errorf("%w: end %s is in the future (now: %s)", ErrInvalid, end.Format(time.RFC3339), now.Format(time.RFC3339))
 	}

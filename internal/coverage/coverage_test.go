@@ -182,8 +182,7 @@ func TestPropertyLedger(t *testing.T) {
 	if testing.Short() || raceDetector {
 		n = 3
 	}
-	base := time.Now().UnixNano() % 1_000_000
-	t.Logf("base seed %d", base)
+	base := collecttest.BaseSeed(t)
 	collecttest.Trials(t, n, func(t *testing.T, i int) {
 		seed := base + int64(i)
 		rng := rand.New(rand.NewPCG(uint64(seed), 0x1ed9e7))

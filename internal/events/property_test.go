@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -298,13 +297,7 @@ func baseSeed(t *testing.T) int64 {
 	if *flagSeed != 0 {
 		return *flagSeed
 	}
-	if s := os.Getenv("COLLECTOR_SEED"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err == nil {
-			return n
-		}
-	}
-	return time.Now().UnixNano() % 1_000_000_000
+	return collecttest.BaseSeed(t)
 }
 
 // TestPropertyRandomised runs randomised scenarios (see scenario) and checks
