@@ -89,19 +89,10 @@ func (x *run) turn(ctx context.Context, p *project) error {
 			return err
 		}
 	}
-	cp := p.cp()
-	if w := cp.Window; w != nil {
-		if edge, ok := x.s.retentionEdge(x.r.Now()); ok && !w.End.After(edge) {
-			// Everything the window could still return has been
-			// deleted by Sentry, which would answer it with a 500 for
-			// ever: close it unread.
-			x.clip(ctx, p, w.Start, w.End, edge)
-			cp.Watermark, cp.Window = w.End, nil
-			if err := x.lane(p).Commit(ctx); err != nil {
-				return err
-			}
-		}
+	if err := x.clipExpiredWindow(ctx, p); err != nil {
+		return err
 	}
+	cp := p.cp()
 	if len(cp.Pending) > 0 && !p.lateTried && (cp.Window != nil || !cp.Watermark.IsZero()) {
 		// Late events first (once a run): they are older than anything
 		// the windows read.
@@ -164,6 +155,24 @@ func (x *run) turn(ctx context.Context, p *project) error {
 	}
 	x.progress(p, b.Object, nil)
 	return err
+}
+
+// clipExpiredWindow closes p's window in progress unread when everything
+// it could still return lies before the retention edge: Sentry has deleted
+// it and would answer the window with a 500 for ever.
+func (x *run) clipExpiredWindow(ctx context.Context, p *project) error {
+	cp := p.cp()
+	w := cp.Window
+	if w == nil {
+		return nil
+	}
+	edge, ok := x.s.retentionEdge(x.r.Now())
+	if !ok || w.End.After(edge) {
+		return nil
+	}
+	x.clip(ctx, p, w.Start, w.End, edge)
+	cp.Watermark, cp.Window = w.End, nil
+	return x.lane(p).Commit(ctx)
 }
 
 // openWindow persists a new window for p, or reports that there is nothing

@@ -223,6 +223,42 @@ type call struct {
 // get performs cl with pacing and retries, and hands a 2xx body to decode.
 // A decode error wrapping errSyntax or errMalformed is transient (truncated /
 // non-JSON body, missing Link header); one wrapping errShape is permanent.
+// answer handles one HTTP answer: it releases the limiter with the answer's
+// rate-limit headers, and decodes a 2xx body. It returns the final outcome
+// (nil: decoded), or, when the request should be tried again, retryErr and
+// whether the answer was a 429.
+func (c *Client) answer(cl call, lim *limiter, status int, hdr http.Header, body []byte, decode func(body []byte, h http.Header) error) (final, retryErr error, is429 bool) {
+	var apiErr *APIError
+	if status < 200 || status > 299 {
+		apiErr = c.apiError(cl, status, hdr, body)
+	}
+	conc429 := status == http.StatusTooManyRequests && apiErr != nil &&
+		strings.Contains(strings.ToLower(apiErr.Detail), "concurren")
+	lim.release(c.clock, status, parseRateHeaders(hdr), conc429)
+	switch {
+	case status >= 500:
+		c.metrics.serverErrors.Add(1)
+	case status == http.StatusTooManyRequests:
+		c.metrics.rateLimited.Add(1)
+	}
+	if apiErr != nil {
+		if !retryableStatus(status, apiErr.Detail) {
+			return apiErr, nil, false
+		}
+		return nil, apiErr, status == http.StatusTooManyRequests
+	}
+	derr := decode(body, hdr)
+	switch {
+	case derr == nil:
+		return nil, nil, false
+	case errors.Is(derr, errSyntax) || errors.Is(derr, errMalformed):
+		return nil, &bodyError{endpoint: cl.endpoint, err: derr}, false
+	case errors.Is(derr, errShape):
+		return &ShapeError{Endpoint: cl.endpoint, Msg: derr.Error()}, nil, false
+	}
+	return derr, nil, false
+}
+
 func (c *Client) get(ctx context.Context, cl call, decode func(body []byte, h http.Header) error) error {
 	if c.baseErr != nil {
 		return c.baseErr
@@ -254,38 +290,11 @@ func (c *Client) get(ctx context.Context, cl call, decode func(body []byte, h ht
 			}
 			lastErr, last429 = fmt.Errorf("sentry: %s: %w", cl.endpoint, c.redactErr(err)), false
 		} else {
-			rh := parseRateHeaders(hdr)
-			var apiErr *APIError
-			if status < 200 || status > 299 {
-				apiErr = c.apiError(cl, status, hdr, body)
+			final, retryErr, is429 := c.answer(cl, lim, status, hdr, body, decode)
+			if retryErr == nil {
+				return final
 			}
-			conc429 := status == http.StatusTooManyRequests && apiErr != nil &&
-				strings.Contains(strings.ToLower(apiErr.Detail), "concurren")
-			lim.release(c.clock, status, rh, conc429)
-			switch {
-			case status >= 500:
-				c.metrics.serverErrors.Add(1)
-			case status == http.StatusTooManyRequests:
-				c.metrics.rateLimited.Add(1)
-			}
-			if apiErr == nil {
-				derr := decode(body, hdr)
-				if derr == nil {
-					return nil
-				}
-				if !errors.Is(derr, errSyntax) && !errors.Is(derr, errMalformed) {
-					if errors.Is(derr, errShape) {
-						return &ShapeError{Endpoint: cl.endpoint, Msg: derr.Error()}
-					}
-					return derr
-				}
-				lastErr, last429 = &bodyError{endpoint: cl.endpoint, err: derr}, false
-			} else {
-				if !retryableStatus(status, apiErr.Detail) {
-					return apiErr
-				}
-				lastErr, last429 = apiErr, status == http.StatusTooManyRequests
-			}
+			lastErr, last429 = retryErr, is429
 		}
 		if attempt >= c.maxAttempts {
 			return c.giveUp(cl, attempt, lastErr, last429, nil)

@@ -65,9 +65,7 @@ func parseLinkValue(h string, out []link) []link {
 		var seen uint8 // bit set of params already taken (first occurrence wins)
 	params:
 		for {
-			for i < len(h) && isLWS(h[i]) {
-				i++
-			}
+			i = skipLWS(h, i)
 			if i >= len(h) || h[i] == ',' {
 				break
 			}
@@ -75,38 +73,10 @@ func parseLinkValue(h string, out []link) []link {
 				i = skipToComma(h, i)
 				break
 			}
-			i++
-			for i < len(h) && isLWS(h[i]) {
-				i++
-			}
-			ns := i
-			for i < len(h) && isTokenChar(h[i]) {
-				i++
-			}
-			name := h[ns:i]
-			for i < len(h) && isLWS(h[i]) {
-				i++
-			}
-			var val string
-			if i < len(h) && h[i] == '=' {
-				i++
-				for i < len(h) && isLWS(h[i]) {
-					i++
-				}
-				if i < len(h) && h[i] == '"' {
-					var ok bool
-					val, i, ok = readQuoted(h, i)
-					if !ok {
-						out = appendLink(out, l)
-						return out
-					}
-				} else {
-					vs := i
-					for i < len(h) && !isLWS(h[i]) && h[i] != ';' && h[i] != ',' {
-						i++
-					}
-					val = h[vs:i]
-				}
+			name, val, next, ok := readParam(h, i+1)
+			i = next
+			if !ok {
+				return appendLink(out, l) // unterminated quoted string
 			}
 			// After a parameter only whitespace, ';', ',' or the end may follow.
 			if i < len(h) && !isLWS(h[i]) && h[i] != ';' && h[i] != ',' {
@@ -283,4 +253,38 @@ func nextPage(values []string) (cursor string, hasNext, ok bool) {
 		return cursor, hasNext, true
 	}
 	return "", false, true
+}
+
+// readParam reads a link-param at h[i:], just after its ';': a token name,
+// and after '=' a value (a token, or a quoted string). It returns where the
+// parameter ends; ok is false for an unterminated quoted string.
+func readParam(h string, i int) (name, val string, next int, ok bool) {
+	i = skipLWS(h, i)
+	ns := i
+	for i < len(h) && isTokenChar(h[i]) {
+		i++
+	}
+	name = h[ns:i]
+	i = skipLWS(h, i)
+	if i >= len(h) || h[i] != '=' {
+		return name, "", i, true
+	}
+	i = skipLWS(h, i+1)
+	if i < len(h) && h[i] == '"' {
+		val, i, ok = readQuoted(h, i)
+		return name, val, i, ok
+	}
+	vs := i
+	for i < len(h) && !isLWS(h[i]) && h[i] != ';' && h[i] != ',' {
+		i++
+	}
+	return name, h[vs:i], i, true
+}
+
+// skipLWS skips linear whitespace from h[i:].
+func skipLWS(h string, i int) int {
+	for i < len(h) && isLWS(h[i]) {
+		i++
+	}
+	return i
 }

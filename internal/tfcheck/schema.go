@@ -139,31 +139,11 @@ func checkBody(path string, body *hclsyntax.Body, sb *SchemaBlock, top bool) []e
 		case top && (blk.Type == "provisioner" || blk.Type == "connection"):
 			continue
 		case blk.Type == "dynamic":
-			if len(blk.Labels) != 1 {
-				fail(blk.DefRange(), "dynamic block needs one label")
-				continue
+			name, derrs := checkDynamic(path, blk, sb)
+			if name != "" {
+				dynamic[name] = true
 			}
-			name := blk.Labels[0]
-			nested, ok := sb.BlockTypes[name]
-			if !ok {
-				fail(blk.DefRange(), "unknown block %q (dynamic)", name)
-				continue
-			}
-			dynamic[name] = true
-			for _, a := range blk.Body.Attributes {
-				if a.Name != "for_each" && a.Name != "iterator" && a.Name != "labels" {
-					fail(a.SrcRange, "dynamic %q: unknown argument %q", name, a.Name)
-				}
-			}
-			if _, ok := blk.Body.Attributes["for_each"]; !ok {
-				fail(blk.DefRange(), "dynamic %q: missing for_each", name)
-			}
-			contents := Blocks(blk.Body, "content")
-			if len(contents) != 1 {
-				fail(blk.DefRange(), "dynamic %q: needs exactly one content block", name)
-				continue
-			}
-			errs = append(errs, checkBody(path+"."+name, contents[0].Body, &nested.Block, false)...)
+			errs = append(errs, derrs...)
 			continue
 		}
 		nested, ok := sb.BlockTypes[blk.Type]
@@ -209,4 +189,37 @@ func checkLifecycle(path string, blk *hclsyntax.Block) []error {
 		}
 	}
 	return errs
+}
+
+// checkDynamic checks a dynamic block against the schema of the block it
+// generates, and returns that block's name ("" when unknown).
+func checkDynamic(path string, blk *hclsyntax.Block, sb *SchemaBlock) (string, []error) {
+	var errs []error
+	fail := func(r hcl.Range, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s:%d: %s: %s", r.Filename, r.Start.Line, path, fmt.Sprintf(format, args...)))
+	}
+	if len(blk.Labels) != 1 {
+		fail(blk.DefRange(), "dynamic block needs one label")
+		return "", errs
+	}
+	name := blk.Labels[0]
+	nested, ok := sb.BlockTypes[name]
+	if !ok {
+		fail(blk.DefRange(), "unknown block %q (dynamic)", name)
+		return "", errs
+	}
+	for _, a := range blk.Body.Attributes {
+		if a.Name != "for_each" && a.Name != "iterator" && a.Name != "labels" {
+			fail(a.SrcRange, "dynamic %q: unknown argument %q", name, a.Name)
+		}
+	}
+	if _, ok := blk.Body.Attributes["for_each"]; !ok {
+		fail(blk.DefRange(), "dynamic %q: missing for_each", name)
+	}
+	contents := Blocks(blk.Body, "content")
+	if len(contents) != 1 {
+		fail(blk.DefRange(), "dynamic %q: needs exactly one content block", name)
+		return name, errs
+	}
+	return name, append(errs, checkBody(path+"."+name, contents[0].Body, &nested.Block, false)...)
 }
