@@ -149,29 +149,13 @@ func (x *run) count(ctx context.Context, ps []*project, start, end time.Time, qu
 }
 
 func (x *run) countInto(ctx context.Context, q sentry.DiscoverQuery, out map[string]int64) error {
-	for {
-		var page sentry.Page[sentry.DiscoverRow]
-		err := x.r.Fetch(ctx, func(ctx context.Context) error {
-			var err error
-			page, err = x.l.api.Discover(ctx, q)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		for _, row := range page.Items {
-			pid, ok1 := row.Int("project.id")
-			n, ok2 := row.Int("count_unique(id)")
-			if !ok1 || !ok2 {
-				continue // the row of an empty range has no project
-			}
+	return events.EachDiscoverRow(ctx, x.r, x.l.api, q, func(row sentry.DiscoverRow) {
+		pid, ok1 := row.Int("project.id")
+		n, ok2 := row.Int("count_unique(id)")
+		if ok1 && ok2 { // the row of an empty range has no project
 			out[strconv.FormatInt(pid, 10)] += n
 		}
-		if !page.HasNext || page.NextCursor == "" || page.NextCursor == q.Cursor {
-			return nil
-		}
-		q.Cursor = page.NextCursor
-	}
+	})
 }
 
 // check sets p's row for hour h from the counts.

@@ -95,36 +95,22 @@ func (x *run) idQuery(pid string, start, end time.Time, query string) sentry.Dis
 func (x *run) listIDs(ctx context.Context, q sentry.DiscoverQuery) (map[string]events.Straggler, error) {
 	out := make(map[string]events.Straggler)
 	now := x.r.Now().Unix()
-	for {
-		var page sentry.Page[sentry.DiscoverRow]
-		err := x.r.Fetch(ctx, func(ctx context.Context) error {
-			var err error
-			page, err = x.l.api.Discover(ctx, q)
-			return err
-		})
-		if err != nil {
-			return nil, err
+	err := events.EachDiscoverRow(ctx, x.r, x.l.api, q, func(row sentry.DiscoverRow) {
+		id, ok1 := row.String("id")
+		t, ok2 := row.Time("timestamp")
+		if !ok1 || !ok2 || !engine.ValidID(id) {
+			return
 		}
-		for _, row := range page.Items {
-			id, ok1 := row.String("id")
-			t, ok2 := row.Time("timestamp")
-			if !ok1 || !ok2 || !engine.ValidID(id) {
-				continue
-			}
-			st := events.Straggler{ID: id, T: t.Unix(), R: now}
-			if r, ok := row.Time("error.received"); ok {
-				st.R = r.Unix()
-			}
-			out[id] = st
+		st := events.Straggler{ID: id, T: t.Unix(), R: now}
+		if r, ok := row.Time("error.received"); ok {
+			st.R = r.Unix()
 		}
-		if !page.HasNext {
-			return out, nil
-		}
-		if page.NextCursor == "" || page.NextCursor == q.Cursor {
-			return nil, fmt.Errorf("discover announced a next page without a new cursor (%q)", page.NextCursor)
-		}
-		q.Cursor = page.NextCursor
+		out[id] = st
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // requeueOld queues the events of project pid received in [from, to) whose

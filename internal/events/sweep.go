@@ -257,31 +257,42 @@ func (sw *sweeper) slice(ctx context.Context, a, b time.Time) (full bool, err er
 // list reads every page of q into byProject.
 func (sw *sweeper) list(ctx context.Context, q sentry.DiscoverQuery, byProject map[string][]Straggler) error {
 	overlap := int64(sw.x.s.overlap() / time.Second)
+	err := EachDiscoverRow(ctx, sw.x.r, sw.x.s.opts.Discover, q, func(row sentry.DiscoverRow) {
+		st, pid, ok := parseSweepRow(row)
+		switch {
+		case !ok:
+			sw.x.sum.InvalidRows++
+		case st.R-st.T < overlap:
+			// Received within Overlap of its timestamp: a window reads
+			// it (see above). The query's cut is at the slice's end;
+			// this is the same cut at the event's receipt.
+		default:
+			sw.listed++
+			byProject[pid] = append(byProject[pid], st)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("failed to list late events: %w", err)
+	}
+	return nil
+}
+
+// EachDiscoverRow reads every page of q through api, each request within
+// the run's budget and soft stop (engine.Run.Fetch), and calls fn for each
+// row.
+func EachDiscoverRow(ctx context.Context, r *engine.Run, api DiscoverAPI, q sentry.DiscoverQuery, fn func(sentry.DiscoverRow)) error {
 	for {
 		var page sentry.Page[sentry.DiscoverRow]
-		err := sw.x.r.Fetch(ctx, func(ctx context.Context) error {
+		err := r.Fetch(ctx, func(ctx context.Context) error {
 			var err error
-			page, err = sw.x.s.opts.Discover.Discover(ctx, q)
+			page, err = api.Discover(ctx, q)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("failed to list late events: %w", err)
+			return err
 		}
 		for _, row := range page.Items {
-			st, pid, ok := parseSweepRow(row)
-			if !ok {
-				sw.x.sum.InvalidRows++
-				continue
-			}
-			if st.R-st.T < overlap {
-				// Received within Overlap of its timestamp: a window
-				// reads it (see above). The query's cut is at the
-				// slice's end; this is the same cut at the event's
-				// receipt.
-				continue
-			}
-			sw.listed++
-			byProject[pid] = append(byProject[pid], st)
+			fn(row)
 		}
 		if !page.HasNext {
 			return nil

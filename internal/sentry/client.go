@@ -4,7 +4,7 @@
 
 // Package sentry is a client for the parts of Sentry's web API that the
 // collector reads: organisation details, projects, project events, issues,
-// audit logs and stats_v2.
+// audit logs, stats_v2 and Discover (the organisation events endpoint).
 //
 // It follows Sentry's Link-header pagination exactly (the cursor attribute of
 // rel="next", followed only while results="true"), keeps each row's raw JSON
