@@ -122,8 +122,11 @@ func (a *app) eventsOptions(cl *sentry.Client) events.Options {
 		o.FullSweepInterval = c.FullSweepInterval
 		o.Stats = cl
 	}
+	// The bucket's listing serves the late lane's look in the bucket,
+	// whoever queued the event (the sweep, or the coverage ledger).
+	o.Bucket = a.store
 	if c.LateSweep {
-		o.Discover, o.Bucket, o.Stats = cl, a.store, cl
+		o.Discover, o.Stats = cl, cl
 	}
 	return o
 }

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/secops-collectors/sentry-gcs/internal/collecttest"
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
+	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 	"github.com/secops-collectors/sentry-gcs/internal/sentrysim"
 )
 
@@ -202,5 +204,80 @@ func TestLateRanges(t *testing.T) {
 		if diff := cmp.Diff(tc.want, lateRanges(tc.ts, tc.count)); diff != "" {
 			t.Errorf("%s: (-want +got)\n%s", tc.name, diff)
 		}
+	}
+}
+
+// hidingAPI is Sentry's project events without some events (deleted after
+// the sweep listed them).
+type hidingAPI struct {
+	API
+	hidden map[string]bool
+}
+
+func (h hidingAPI) ListEvents(ctx context.Context, q sentry.EventsQuery) (sentry.Page[sentry.Event], error) {
+	page, err := h.API.ListEvents(ctx, q)
+	page.Items = slices.DeleteFunc(page.Items, func(e sentry.Event) bool { return h.hidden[e.ID] })
+	return page, err
+}
+
+// TestLateEventsNotReturnedAreDropped: late events of one busy hour that
+// need more reads than one turn allows are all written, except those the
+// project events endpoint no longer returns, which are dropped after three
+// tries (and reported), instead of being read again for ever.
+func TestLateEventsNotReturnedAreDropped(t *testing.T) {
+	t.Parallel()
+	w := collecttest.New(t, 5, sentrysim.Config{}, "memory")
+	p := w.Sim.AddProject("busy", "Busy")
+	hour := collecttest.T0.Add(-3 * time.Hour)
+	for i := range 2000 {
+		w.Sim.AddEvent(p.ID, sentrysim.EventSpec{Timestamp: hour.Add(time.Duration(i) * 1800 * time.Millisecond)})
+	}
+	hidden := map[string]bool{}
+	for i := range 20 {
+		// Received now, with a timestamp every three minutes of the busy
+		// hour: twenty reads.
+		ts := hour.Add(time.Duration(i)*3*time.Minute + time.Second)
+		id := w.Sim.AddEvent(p.ID, sentrysim.EventSpec{Timestamp: ts, ReceivedAt: collecttest.T0.Add(time.Minute)})
+		if i%4 == 0 {
+			hidden[id] = true
+		}
+	}
+	ctx := collecttest.Quiet(t.Context())
+	unreadable := 0
+	for run := range 30 {
+		cl := w.Client("tok")
+		o := Options{Org: collecttest.Org, DataPrefix: collecttest.DataPrefix, StatePrefix: collecttest.StatePrefix,
+			MaxPagesPerProject: -1, Lag: 10 * time.Second, Overlap: 2 * time.Minute, InitialLookback: 24 * time.Hour,
+			Discover: cl, Bucket: w.Store}
+		s, err := New(o, hidingAPI{API: cl, hidden: hidden}, w.Env("r"+strconv.Itoa(run), nil, cl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, err := s.Run(ctx, 7*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range sum.Extra {
+			if a.Key == "late_events_unreadable" {
+				unreadable += int(a.Value.Int64())
+			}
+		}
+		w.Clock.Advance(2 * time.Minute)
+	}
+	if unreadable != len(hidden) {
+		t.Errorf("%d late events reported unreadable, want the %d hidden ones", unreadable, len(hidden))
+	}
+	rep, err := sentrysim.Verify(ctx, w.Store, collecttest.DataPrefix, w.Sim.GroundTruth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(rep.Lost)
+	var want []string
+	for id := range hidden {
+		want = append(want, id)
+	}
+	slices.Sort(want)
+	if diff := cmp.Diff(want, rep.Lost); diff != "" || len(rep.Duplicated)+len(rep.Unknown) != 0 {
+		t.Errorf("bucket: %s; lost (-want hidden +got):\n%s", rep, diff)
 	}
 }

@@ -170,11 +170,11 @@ func (x *run) lateTurn(ctx context.Context, p *project) error {
 		}
 	}
 	h := cp.LateHour
-	want := make(map[string]bool)
+	want := make(map[string]int64)
 	var ts []int64
 	for _, st := range cp.Pending {
 		if hourOf(st.T) == h {
-			want[st.ID] = true
+			want[st.ID] = st.T
 			ts = append(ts, st.T)
 		}
 	}
@@ -184,7 +184,7 @@ func (x *run) lateTurn(ctx context.Context, p *project) error {
 		return x.closeLateHour(ctx, p)
 	}
 	lr := &lateReader{api: x.s.api, org: x.s.opts.Org, pid: p.id,
-		ranges: lateRanges(ts, cp.Hours[h]), want: want, found: make(map[string]bool)}
+		ranges: lateRanges(ts, cp.Hours[h]), want: want, found: make(map[string]bool), missed: make(map[string]bool)}
 	_, err := x.r.Turn(ctx, lateLane{x.lane(p)}, "", engine.MaxPagesPerObject, func(ctx context.Context, b *engine.Batch) error {
 		if err := lr.read(ctx, b); err != nil {
 			return err
@@ -192,10 +192,11 @@ func (x *run) lateTurn(ctx context.Context, p *project) error {
 		p.pages++
 		return nil
 	}, func(b *engine.Batch) {
-		if !b.Done {
-			return
-		}
-		x.missed(ctx, p, want, lr.found)
+		// Every range read to its end counts a try against the events
+		// it did not return, so that each turn makes progress even when
+		// it cannot read all the hour's ranges.
+		x.missed(ctx, p, lr.missed)
+		clear(lr.missed)
 		if !slices.ContainsFunc(cp.Pending, func(st Straggler) bool { return hourOf(st.T) == h }) {
 			cp.LateHour = 0
 		}
@@ -218,14 +219,17 @@ func (x *run) closeLateHour(ctx context.Context, p *project) error {
 	return l.Commit(ctx)
 }
 
-// missed counts a try against each wanted event the reads did not return,
-// dropping (and reporting) those out of tries.
-func (x *run) missed(ctx context.Context, p *project, want, found map[string]bool) {
+// missed counts a try against each event a read of its range did not
+// return, dropping (and reporting) those out of tries.
+func (x *run) missed(ctx context.Context, p *project, missed map[string]bool) {
+	if len(missed) == 0 {
+		return
+	}
 	cp := p.cp()
 	var dropped []string
-	for i := 0; i < len(cp.Pending); i++ {
+	for i := range cp.Pending {
 		st := &cp.Pending[i]
-		if !want[st.ID] || found[st.ID] {
+		if !missed[st.ID] {
 			continue
 		}
 		if st.Tries++; st.Tries >= maxTries {
@@ -268,8 +272,9 @@ type lateReader struct {
 	org    string
 	pid    string
 	ranges [][2]int64
-	want   map[string]bool
+	want   map[string]int64 // id → timestamp
 	found  map[string]bool
+	missed map[string]bool // wanted, and not returned by its range read to its end
 }
 
 func (lr *lateReader) read(ctx context.Context, b *engine.Batch) error {
@@ -292,11 +297,18 @@ func (lr *lateReader) read(ctx context.Context, b *engine.Batch) error {
 	}
 	for j := range page.Items {
 		ev := &page.Items[j]
-		if !lr.want[ev.ID] || ev.DateCreated.IsZero() || len(ev.Raw) == 0 {
+		if _, ok := lr.want[ev.ID]; !ok || ev.DateCreated.IsZero() || len(ev.Raw) == 0 {
 			continue
 		}
 		lr.found[ev.ID] = true
 		b.Add(engine.Record{ID: ev.ID, Time: ev.DateCreated.Unix(), Raw: ev.Raw})
+	}
+	if !page.HasNext {
+		for id, t := range lr.want {
+			if t >= rg[0] && t < rg[1] && !lr.found[id] {
+				lr.missed[id] = true
+			}
+		}
 	}
 	switch {
 	case page.HasNext:
