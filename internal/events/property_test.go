@@ -121,6 +121,7 @@ type world struct {
 	runs, crashes, errs, leaseHeld int
 	recovered, conflicts           int
 	requests, limited              int64
+	firedOn                        string // the object the last crash hit
 }
 
 func newWorld(t testing.TB, sc scenario) *world {
@@ -201,6 +202,7 @@ func (w *world) runOnce(runID string, crashAt int64, mode int, faultP float64, l
 	w.runs++
 	if in.Fired() {
 		w.crashes++
+		w.firedOn = in.FiredOn()
 	}
 	if err != nil {
 		w.errs++

@@ -69,7 +69,9 @@ func (x *run) do(ctx context.Context) error {
 	if i := slices.IndexFunc(projects, func(p *project) bool { return p.cp() == nil }); i >= 0 {
 		loaded = projects[:i] // the others could not be decoded
 	}
-	x.sweep(ctx, loaded)                                                   // queues late-sent events (sweep.go)
+	if err := x.sweep(ctx, loaded); err != nil { // queues late-sent events (sweep.go)
+		return err
+	}
 	progressed, readErrs, err := x.serve(ctx, x.selectActive(ctx, loaded)) // all, or not idle (idle.go)
 	if err != nil {
 		return err

@@ -129,11 +129,12 @@ type sweeper struct {
 	unknown int // rows of projects this run does not serve
 }
 
-// sweep lists the due slices and queues what they hold. Discover trouble
-// never fails the run: the sweep tries again next run.
-func (x *run) sweep(ctx context.Context, projects []*project) {
+// sweep lists the due slices and queues what they hold. Sentry trouble, a
+// lost swap or a full queue never fails the run: the sweep tries again next
+// run. A storage failure does, as it does for the windows.
+func (x *run) sweep(ctx context.Context, projects []*project) error {
 	if x.s.opts.Discover == nil {
-		return
+		return nil
 	}
 	sw := &sweeper{x: x, byID: make(map[string]*project, len(projects))}
 	for _, p := range projects {
@@ -143,11 +144,22 @@ func (x *run) sweep(ctx context.Context, projects []*project) {
 	}
 	err := sw.run(ctx)
 	x.sweepSummary(sw, err)
-	if err != nil && !errors.Is(err, engine.ErrStop) {
+	switch {
+	case err == nil, errors.Is(err, engine.ErrStop):
+		return nil
+	case engine.IsReadError(err), errors.Is(err, engine.ErrConflict), errors.Is(err, errQueueFull):
+		// Sentry trouble, a concurrent change or a full queue: the
+		// windows run on, and the sweep resumes next run.
 		logging.FromContext(ctx).WarnContext(ctx, "late sweep stopped for this run; it resumes next run",
 			"error", err, "stream", Name)
+		return nil
 	}
+	// Storage failed: the run's problem, as for the windows.
+	return failure.Transient(fmt.Errorf("late sweep: %w", err))
 }
+
+// errQueueFull stops a sweep whose slice does not fit a project's queue.
+var errQueueFull = errors.New("a project's late queue is full; the slice is listed again next run")
 
 func (sw *sweeper) run(ctx context.Context) error {
 	x := sw.x
@@ -184,7 +196,7 @@ func (sw *sweeper) run(ctx context.Context) error {
 			return sw.refused(ctx, err)
 		}
 		if full {
-			return errors.New("a project's late queue is full; the slice is listed again next run")
+			return errQueueFull
 		}
 		d.Through, d.Unavailable, d.UnavailableSince = b, "", time.Time{}
 		d.TriedAt, d.UpdatedAt = now, now

@@ -188,14 +188,27 @@ type Faulty struct {
 	FaultP float64
 	Seed   uint64
 
-	n     atomic.Int64
-	fired atomic.Bool
-	mu    sync.Mutex
-	rng   *rand.Rand
+	n       atomic.Int64
+	fired   atomic.Bool
+	firedOn atomic.Value // string: the object the crash hit
+	mu      sync.Mutex
+	rng     *rand.Rand
 }
 
 // Fired reports whether the crash happened.
 func (f *Faulty) Fired() bool { return f.fired.Load() }
+
+// FiredOn is the name of the object whose operation crashed ("" if none, or
+// for a list).
+func (f *Faulty) FiredOn() string {
+	s, _ := f.firedOn.Load().(string)
+	return s
+}
+
+func (f *Faulty) fire(name string) {
+	f.firedOn.Store(name)
+	f.fired.Store(true)
+}
 
 // Ops is the number of operations so far.
 func (f *Faulty) Ops() int64 { return f.n.Load() }
@@ -209,15 +222,15 @@ func (f *Faulty) roll() float64 {
 	return f.rng.Float64()
 }
 
-func (f *Faulty) before(ctx context.Context) (int64, error) {
+func (f *Faulty) before(ctx context.Context, name string) (int64, error) {
 	n := f.n.Add(1)
 	if n == f.K {
 		switch f.Mode {
 		case CrashBefore:
-			f.fired.Store(true)
+			f.fire(name)
 			return n, ErrInjected
 		case CrashCancel:
-			f.fired.Store(true)
+			f.fire(name)
 			if f.Cancel != nil {
 				f.Cancel()
 			}
@@ -230,12 +243,12 @@ func (f *Faulty) before(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-func (f *Faulty) after(n int64, op string, err error) error {
+func (f *Faulty) after(n int64, op, name string, err error) error {
 	if err != nil {
 		return err
 	}
 	if n == f.K && f.Mode == CrashAfter {
-		f.fired.Store(true)
+		f.fire(name)
 		return ErrInjected
 	}
 	if f.FaultP > 0 && op != "read" && op != "list" {
@@ -251,21 +264,21 @@ func (f *Faulty) after(n int64, op string, err error) error {
 
 // Create implements Store.
 func (f *Faulty) Create(ctx context.Context, name string, data []byte, ct string) error {
-	n, err := f.before(ctx)
+	n, err := f.before(ctx, name)
 	if err != nil {
 		return err
 	}
-	return f.after(n, "create", f.Store.Create(ctx, name, data, ct))
+	return f.after(n, "create", name, f.Store.Create(ctx, name, data, ct))
 }
 
 // Read implements Store.
 func (f *Faulty) Read(ctx context.Context, name string) ([]byte, int64, error) {
-	n, err := f.before(ctx)
+	n, err := f.before(ctx, name)
 	if err != nil {
 		return nil, 0, err
 	}
 	d, g, err := f.Store.Read(ctx, name)
-	if err = f.after(n, "read", err); err != nil {
+	if err = f.after(n, "read", name, err); err != nil {
 		return nil, 0, err
 	}
 	return d, g, nil
@@ -273,29 +286,29 @@ func (f *Faulty) Read(ctx context.Context, name string) ([]byte, int64, error) {
 
 // Write implements Store.
 func (f *Faulty) Write(ctx context.Context, name string, data []byte, ct string, gen int64) (int64, error) {
-	n, err := f.before(ctx)
+	n, err := f.before(ctx, name)
 	if err != nil {
 		return 0, err
 	}
 	g, err := f.Store.Write(ctx, name, data, ct, gen)
-	return g, f.after(n, "write", err)
+	return g, f.after(n, "write", name, err)
 }
 
 // List implements Store.
 func (f *Faulty) List(ctx context.Context, prefix string) ([]string, error) {
-	n, err := f.before(ctx)
+	n, err := f.before(ctx, "")
 	if err != nil {
 		return nil, err
 	}
 	names, err := f.Store.List(ctx, prefix)
-	return names, f.after(n, "list", err)
+	return names, f.after(n, "list", "", err)
 }
 
 // Delete implements Store.
 func (f *Faulty) Delete(ctx context.Context, name string, gen int64) error {
-	n, err := f.before(ctx)
+	n, err := f.before(ctx, name)
 	if err != nil {
 		return err
 	}
-	return f.after(n, "delete", f.Store.Delete(ctx, name, gen))
+	return f.after(n, "delete", name, f.Store.Delete(ctx, name, gen))
 }
