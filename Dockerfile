@@ -1,7 +1,15 @@
 # syntax=docker/dockerfile:1
 
+# Base images, pinned by version tag. A tag can be moved by its publisher; to
+# build from exact bytes, pass each with its digest, as cloudbuild.yaml's
+# _GO_IMAGE and _RUNTIME_IMAGE substitutions do when given one:
+#   --build-arg GO_IMAGE=golang:1.26.8-bookworm@sha256:<digest>
+# (`docker buildx imagetools inspect golang:1.26.8-bookworm` prints it).
+ARG GO_IMAGE=golang:1.26.8-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
+
 # Build stage: a pinned Go toolchain (the version of go.mod's go directive).
-FROM golang:1.26.8-bookworm AS build
+FROM ${GO_IMAGE} AS build
 
 WORKDIR /src
 
@@ -22,7 +30,7 @@ RUN go build -trimpath \
 
 # Final stage: no shell, no package manager, CA certificates and tzdata
 # included, running as an unprivileged user.
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM ${RUNTIME_IMAGE}
 
 COPY --from=build /out/server /server
 

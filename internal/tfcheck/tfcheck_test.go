@@ -1141,15 +1141,31 @@ func TestDockerfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(src)
-	froms := regexp.MustCompile(`(?m)^FROM (\S+)`).FindAllStringSubmatch(text, -1)
-	if len(froms) != 2 {
-		t.Fatalf("want a two-stage build, found FROM %v", froms)
+	// The base images are build arguments (so that cloudbuild.yaml can pin
+	// them by digest); their defaults are the images.
+	args := make(map[string]string)
+	for _, m := range regexp.MustCompile(`(?m)^ARG (\w+)=(\S+)$`).FindAllStringSubmatch(text, -1) {
+		args[m[1]] = m[2]
 	}
-	if !regexp.MustCompile(`^golang:1\.26\.[0-9]+`).MatchString(froms[0][1]) {
-		t.Errorf("builder %q is not a pinned golang:1.26.x", froms[0][1])
+	froms := regexp.MustCompile(`(?m)^FROM \$\{(\w+)\}`).FindAllStringSubmatch(text, -1)
+	if len(froms) != 2 || regexp.MustCompile(`(?m)^FROM [^$]`).MatchString(text) {
+		t.Fatalf("want a two-stage build from two build arguments, found FROM %v", froms)
 	}
-	if froms[1][1] != "gcr.io/distroless/static-debian12:nonroot" {
-		t.Errorf("final image = %q, want distroless static nonroot", froms[1][1])
+	digest := `(@sha256:[0-9a-f]{64})?$`
+	builder, runtime := args[froms[0][1]], args[froms[1][1]]
+	if !regexp.MustCompile(`^golang:1\.26\.[0-9]+-bookworm` + digest).MatchString(builder) {
+		t.Errorf("builder %s=%q is not a pinned golang:1.26.x", froms[0][1], builder)
+	}
+	if !regexp.MustCompile(`^gcr\.io/distroless/static-debian12:nonroot` + digest).MatchString(runtime) {
+		t.Errorf("final image %s=%q, want distroless static nonroot", froms[1][1], runtime)
+	}
+	// Cloud Build passes the same images, so that a digest given there is
+	// the one built from.
+	_, cb := cloudbuildSteps(t)
+	for _, a := range []struct{ arg, sub, def string }{{froms[0][1], "_GO_IMAGE", builder}, {froms[1][1], "_RUNTIME_IMAGE", runtime}} {
+		if !strings.Contains(cb, "--build-arg="+a.arg+"=${"+a.sub+"}") || !strings.Contains(cb, "\n  "+a.sub+": "+a.def+"\n") {
+			t.Errorf("cloudbuild.yaml does not pass %s as --build-arg=%s=${%s} with the Dockerfile's default %q", a.sub, a.arg, a.sub, a.def)
+		}
 	}
 	download := strings.Index(text, "go mod download")
 	copyAll := strings.Index(text, "COPY . .")
