@@ -68,11 +68,6 @@ const (
 	SweepUnavailable = "unavailable"
 )
 
-// DiscoverAPI is the part of the Sentry client the sweep uses.
-type DiscoverAPI interface {
-	Discover(ctx context.Context, q sentry.DiscoverQuery) (sentry.Page[sentry.DiscoverRow], error)
-}
-
 // sweepDoc is the sweep's state, <state>events/sweep.json.
 type sweepDoc struct {
 	Version int `json:"version"`
@@ -287,33 +282,6 @@ func (sw *sweeper) list(ctx context.Context, q sentry.DiscoverQuery, byProject m
 		return fmt.Errorf("failed to list late events: %w", err)
 	}
 	return nil
-}
-
-// EachDiscoverRow reads every page of q through api, each request within
-// the run's budget and soft stop (engine.Run.Fetch), and calls fn for each
-// row.
-func EachDiscoverRow(ctx context.Context, r *engine.Run, api DiscoverAPI, q sentry.DiscoverQuery, fn func(sentry.DiscoverRow)) error {
-	for {
-		var page sentry.Page[sentry.DiscoverRow]
-		err := r.Fetch(ctx, func(ctx context.Context) error {
-			var err error
-			page, err = api.Discover(ctx, q)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		for _, row := range page.Items {
-			fn(row)
-		}
-		if !page.HasNext {
-			return nil
-		}
-		if page.NextCursor == "" || page.NextCursor == q.Cursor {
-			return failure.Transient(fmt.Errorf("discover announced a next page without a new cursor (%q)", page.NextCursor))
-		}
-		q.Cursor = page.NextCursor
-	}
 }
 
 // parseSweepRow reads a sweep row: id, project.id, timestamp, error.received.
