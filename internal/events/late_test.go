@@ -333,20 +333,7 @@ func TestLateLaneCrashAtEveryBoundary(t *testing.T) {
 		t.Fatalf("the probed run wrote no late object: the test does not exercise the late lane (%v)", sum.Extra)
 	}
 	ops := in.Ops()
-	step := int64(1)
-	if testing.Short() || raceDetector {
-		step = 5
-	}
-	type crashCase struct {
-		k    int64
-		mode int
-	}
-	var cases []crashCase
-	for k := int64(1); k <= ops; k += step {
-		for mode := range 3 {
-			cases = append(cases, crashCase{k, mode})
-		}
-	}
+	cases := crashCases(ops, 5)
 	var recovered atomic.Int64
 	collecttest.Trials(t, len(cases), func(t *testing.T, i int) {
 		w := prepare(t)

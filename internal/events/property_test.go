@@ -375,20 +375,7 @@ func TestPropertyCrashAtEveryBoundary(t *testing.T) {
 			ops = in.Ops()
 			probe.clk.Advance(5 * time.Minute)
 		}
-		step := int64(1)
-		if testing.Short() || raceDetector {
-			step = 4
-		}
-		type crashCase struct {
-			k    int64
-			mode int
-		}
-		var cases []crashCase
-		for k := int64(1); k <= ops+1; k += step {
-			for mode := range 3 {
-				cases = append(cases, crashCase{k, mode})
-			}
-		}
+		cases := crashCases(ops+1, 4)
 		trials += len(cases)
 		collecttest.Trials(t, len(cases), func(t *testing.T, i int) {
 			k, mode := cases[i].k, cases[i].mode
@@ -445,4 +432,26 @@ func TestPropertyObjectNames(t *testing.T) {
 			t.Errorf("object %s holds events of another project", name)
 		}
 	}
+}
+
+// crashCase is a crash at the k-th storage operation, in one of the three
+// ways sinktest.Faulty crashes (mode).
+type crashCase struct {
+	k    int64
+	mode int
+}
+
+// crashCases crashes at every operation up to last in every way, or, in
+// short and race runs, at every step-th.
+func crashCases(last, step int64) []crashCase {
+	if !testing.Short() && !raceDetector {
+		step = 1
+	}
+	var cases []crashCase
+	for k := int64(1); k <= last; k += step {
+		for mode := range 3 {
+			cases = append(cases, crashCase{k, mode})
+		}
+	}
+	return cases
 }
