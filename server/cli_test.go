@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -10,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secops-collectors/sentry-gcs/internal/collector"
 	"github.com/secops-collectors/sentry-gcs/internal/collecttest"
 	"github.com/secops-collectors/sentry-gcs/internal/coverage"
+	"github.com/secops-collectors/sentry-gcs/internal/engine"
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 	"github.com/secops-collectors/sentry-gcs/internal/sentrysim"
 	"github.com/secops-collectors/sentry-gcs/internal/sink"
@@ -51,6 +55,43 @@ func TestCollect_leaseHeldExits4(t *testing.T) {
 	}
 	if msg := err.Error(); !strings.Contains(msg, `another run (other-run)`) || !strings.Contains(msg, "until") {
 		t.Errorf("message %q does not say who holds the lease until when", msg)
+	}
+}
+
+// TestCollectOutcome: collect's exit code says when a stream failed even
+// though collector.Run succeeded (another stream was collected): 3 when
+// Sentry failed it, 2 when retrying cannot help, 4 when the lease was held.
+func TestCollectOutcome(t *testing.T) {
+	t.Parallel()
+	sentryDown := &engine.ReadError{Err: failure.Transient(errors.New("every project tried failed: 500"))}
+	badScope := fmt.Errorf("%w: token lacks org:read", failure.ErrConfig)
+	streams := []string{"coverage", "events"}
+	tests := []struct {
+		name   string
+		res    collector.Result
+		runErr error
+		want   int
+	}{
+		{"all_collected", collector.Result{}, nil, 0},
+		{"events_failed_ledger_read", collector.Result{Errors: map[string]error{"events": sentryDown}}, nil, exitTransient},
+		{"events_config", collector.Result{Errors: map[string]error{"events": badScope}}, nil, exitConfig},
+		{"one_of_each", collector.Result{Errors: map[string]error{"events": sentryDown, "coverage": badScope}}, nil, exitConfig},
+		{"run_failed", collector.Result{}, failure.Transient(errors.New("storage")), exitTransient},
+		{"lease_held", collector.Result{Summaries: []engine.Summary{{Stream: "events", LeaseHeld: true}}}, nil, exitLeaseHeld},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := collectOutcome(tc.res, tc.runErr, streams)
+			if got := exitCode(err); got != tc.want {
+				t.Errorf("exit %d (%v), want %d", got, err, tc.want)
+			}
+			for name := range tc.res.Errors {
+				if !strings.Contains(err.Error(), name+" stream") {
+					t.Errorf("%q does not name the %s stream", err, name)
+				}
+			}
+		})
 	}
 }
 

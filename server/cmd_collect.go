@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/secops-collectors/sentry-gcs/internal/collector"
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
 	"github.com/secops-collectors/sentry-gcs/internal/events"
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
 )
 
 // runCollect runs one collection pass with the configuration from the
@@ -23,7 +25,7 @@ environment, into GCS_BUCKET, or LOCAL_OUTPUT_DIR when no bucket is set. A pass 
 is new since the last one (the first reads INITIAL_LOOKBACK) within RUN_BUDGET.
 
 exit codes: 0 done; 2 configuration error (fix it: retrying will not help); 3 Sentry or
-Cloud Storage unavailable (progress is committed: run again); 4 another run holds the lease
+Cloud Storage unavailable for any stream (progress is committed: run again); 4 another run holds the lease
 (nothing was done: run again when it ends); 1 anything else.`)
 	jsonOut := fs.Bool("json", false, "print each stream's run summary as one JSON object on stdout")
 	if err := parseFlags(fs, args); err != nil {
@@ -46,26 +48,37 @@ Cloud Storage unavailable (progress is committed: run again); 4 another run hold
 			return err
 		}
 	}
+	return collectOutcome(res, runErr, env.app.streams)
+}
+
+// collectOutcome is collect's error (and so its exit code) for a run's
+// result. collector.Run succeeds when at least one stream did, which is right
+// for the service (the continuation retries the others); a command line must
+// still say that a stream failed, or a run in which Sentry failed every
+// project's events (while the ledger or the issues were read) would exit 0.
+func collectOutcome(res collector.Result, runErr error, streams []string) error {
 	if runErr != nil {
 		return withCode(fmt.Errorf("collection failed: %w", runErr))
 	}
 	if held := leaseHeld(res.Summaries); len(held) > 0 {
 		return &exitError{code: exitLeaseHeld, err: errors.New(strings.Join(held, "; "))}
 	}
-	if cerrs := res.ConfigErrors(); len(cerrs) > 0 {
-		var errs []error
-		for _, name := range env.app.streams {
-			if e := cerrs[name]; e != nil {
-				errs = append(errs, fmt.Errorf("%s stream: %w", name, e))
+	if len(res.Errors) == 0 {
+		return nil
+	}
+	var errs []error
+	code := exitTransient // Sentry failed the stream: run again
+	for _, name := range streams {
+		if e := res.Errors[name]; e != nil {
+			errs = append(errs, fmt.Errorf("%s stream: %w", name, e))
+			if failure.IsConfig(e) {
+				code = exitConfig // retrying will not help the stream
 			}
 		}
-		return &exitError{code: exitConfig, err: fmt.Errorf("collection failed for some streams (the others were collected): %w", errors.Join(errs...))}
 	}
-	return nil
+	return &exitError{code: code, err: fmt.Errorf("collection failed for some streams (the others were collected): %w", errors.Join(errs...))}
 }
 
-// leaseHeld describes the streams another run held: nothing was done for
-// them.
 func leaseHeld(sums []engine.Summary) []string {
 	var out []string
 	for _, s := range sums {

@@ -72,18 +72,6 @@ type Result struct {
 	AllLeaseHeld bool
 }
 
-// ConfigErrors returns the streams that failed with a configuration error
-// (a missing scope, a rejected token), which a retry cannot fix.
-func (r Result) ConfigErrors() map[string]error {
-	out := make(map[string]error)
-	for name, err := range r.Errors {
-		if failure.IsConfig(err) {
-			out[name] = err
-		}
-	}
-	return out
-}
-
 // Run runs streams in the given order within budget: each gets a fair share
 // of what is left (remaining ÷ streams left). A stream's failure is logged
 // once, in its own run summary. A configuration error (a missing scope, a
