@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/secops-collectors/sentry-gcs/internal/clock"
 	"github.com/secops-collectors/sentry-gcs/internal/collecttest"
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
@@ -354,4 +355,68 @@ func TestLateLaneCrashAtEveryBoundary(t *testing.T) {
 	// finds it and absorbs it (counted as recovered).
 	t.Logf("%d crash trials over %d operations (%d late objects created, %d late events written by the probed run); %d objects recovered by absorption",
 		len(cases), ops, lateCreates.Load(), written, recovered.Load())
+}
+
+// endlessDiscover answers every Discover request with a next page, each
+// taking step of the clock: a Discover that pages on and on (or hangs, as
+// far as the run's budget is concerned).
+type endlessDiscover struct {
+	clk      *clock.Fake
+	step     time.Duration
+	requests atomic.Int64
+}
+
+func (d *endlessDiscover) Discover(ctx context.Context, q sentry.DiscoverQuery) (sentry.Page[sentry.DiscoverRow], error) {
+	n := d.requests.Add(1)
+	d.clk.Advance(d.step)
+	return sentry.Page[sentry.DiscoverRow]{HasNext: true, NextCursor: "0:" + strconv.FormatInt(n*100, 10) + ":0"}, nil
+}
+
+// TestSweepKeepsToItsShareOfTheRun: a Discover that never ends its listing
+// stops the sweep at its share of the run (a quarter of it); the windows
+// then collect every event in the rest of the budget, and the summary says
+// the sweep is behind.
+func TestSweepKeepsToItsShareOfTheRun(t *testing.T) {
+	t.Parallel()
+	w := collecttest.New(t, 7, sentrysim.Config{}, "memory")
+	p := w.Sim.AddProject("web", "Web")
+	for i := range 300 {
+		w.Sim.AddEvent(p.ID, sentrysim.EventSpec{Timestamp: collecttest.T0.Add(-time.Duration(i+1) * 10 * time.Second)})
+	}
+	w.Clock.Advance(10 * time.Minute) // a slice of receipts is due
+	disc := &endlessDiscover{clk: w.Clock, step: 20 * time.Second}
+	cl := w.Client("tok")
+	o := Options{Org: collecttest.Org, DataPrefix: collecttest.DataPrefix, StatePrefix: collecttest.StatePrefix,
+		MaxPagesPerProject: -1, Lag: 10 * time.Second, Overlap: 2 * time.Minute, InitialLookback: 24 * time.Hour,
+		Discover: disc, Bucket: w.Store}
+	s, err := New(o, cl, w.Env("r", nil, cl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := w.Clock.Now()
+	sum, err := s.Run(collecttest.Quiet(t.Context()), 8*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The share is 2 minutes of the 8: six 20-second pages, and the one
+	// in flight when it ended.
+	if n := disc.requests.Load(); n < 2 || n > 7 {
+		t.Errorf("%d Discover requests, want those of the sweep's 2-minute share (6, or 7)", n)
+	}
+	if got := extra(sum, "late_sweep"); got != "behind" {
+		t.Errorf("late_sweep = %q, want behind", got)
+	}
+	if sum.Records != 300 {
+		t.Errorf("the windows wrote %d events in the %v left, want all 300", sum.Records, 8*time.Minute-w.Clock.Now().Sub(start))
+	}
+}
+
+// extra returns the summary field key as text ("" when absent).
+func extra(sum engine.Summary, key string) string {
+	for _, a := range sum.Extra {
+		if a.Key == key {
+			return a.Value.String()
+		}
+	}
+	return ""
 }

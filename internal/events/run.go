@@ -246,7 +246,7 @@ func (x *run) finish(projects []*project) {
 		if len(cp.Pending) > 0 && !p.failed {
 			x.sum.WorkRemaining = true // late events left for the next run
 		}
-		if cp.Window == nil {
+		if p.skipped || x.caughtUp(cp) {
 			x.sum.Projects.Completed++
 		}
 		w := cp.Watermark
@@ -338,6 +338,13 @@ func loadCheckpoint(ctx context.Context, s *Stream, id, slug string) (*engine.Do
 	return doc, nil
 }
 
+// caughtUp reports whether cp has no window open and its watermark within
+// catchUpGap of what is ready: a project the run never reached, or one a
+// window has yet to bring up to date, is not caught up.
+func (x *run) caughtUp(cp *checkpoint) bool {
+	return cp.Window == nil && !cp.Watermark.IsZero() && x.r.Now().Add(-x.s.opts.Lag).Sub(cp.Watermark) < catchUpGap
+}
+
 // progress reports p's progress to the Progress callback.
 func (x *run) progress(p *project, object string, err error) {
 	f := x.s.opts.Progress
@@ -353,7 +360,7 @@ func (x *run) progress(p *project, object string, err error) {
 		Duplicates:  p.dups,
 		Object:      object,
 		Done:        p.done,
-		CaughtUp:    cp != nil && cp.Window == nil,
+		CaughtUp:    cp != nil && x.caughtUp(cp),
 		Err:         err,
 	})
 }

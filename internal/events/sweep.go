@@ -59,6 +59,10 @@ const (
 	sweepRetryUnavailable = 24 * time.Hour
 	// sweepVersion is the format version of the sweep document.
 	sweepVersion = 1
+	// sweepShare is the part of what is left of a run that the sweep may
+	// spend: it is usually one request, and a Discover that hangs or pages
+	// on and on must leave the windows most of the run.
+	sweepShare = 4
 )
 
 // Sweep modes and states, as recorded and reported.
@@ -117,6 +121,7 @@ func ReadSweep(ctx context.Context, st state.Objects, statePrefix string) (throu
 // sweeper is one run's sweep.
 type sweeper struct {
 	x       *run
+	until   time.Time // the end of the sweep's share of the run
 	doc     *engine.Doc[sweepDoc]
 	byID    map[string]*project
 	listed  int // rows listed
@@ -131,7 +136,8 @@ func (x *run) sweep(ctx context.Context, projects []*project) error {
 	if x.s.opts.Discover == nil {
 		return nil
 	}
-	sw := &sweeper{x: x, byID: make(map[string]*project, len(projects))}
+	sw := &sweeper{x: x, byID: make(map[string]*project, len(projects)),
+		until: x.r.Now().Add(x.r.Remaining() / sweepShare)}
 	for _, p := range projects {
 		if p.cp() != nil {
 			sw.byID[p.id] = p
@@ -140,7 +146,7 @@ func (x *run) sweep(ctx context.Context, projects []*project) error {
 	err := sw.run(ctx)
 	x.sweepSummary(sw, err)
 	switch {
-	case err == nil, errors.Is(err, engine.ErrStop):
+	case err == nil, errors.Is(err, engine.ErrStop), errors.Is(err, errSweepShare):
 		return nil
 	case engine.IsReadError(err), errors.Is(err, engine.ErrConflict), errors.Is(err, errQueueFull):
 		// Sentry trouble, a concurrent change or a full queue: the
@@ -152,6 +158,9 @@ func (x *run) sweep(ctx context.Context, projects []*project) error {
 	// Storage failed: the run's problem, as for the windows.
 	return failure.Transient(fmt.Errorf("late sweep: %w", err))
 }
+
+// errSweepShare stops a sweep that has spent its share of the run.
+var errSweepShare = errors.New("the late sweep spent its share of the run; it resumes next run")
 
 // errQueueFull stops a sweep whose slice does not fit a project's queue.
 var errQueueFull = errors.New("a project's late queue is full; the slice is listed again next run")
@@ -180,6 +189,9 @@ func (sw *sweeper) run(ctx context.Context) error {
 	for d.Through.Before(due) {
 		if !x.r.CanRead() {
 			return engine.ErrStop
+		}
+		if !x.r.Now().Before(sw.until) {
+			return errSweepShare
 		}
 		a := d.Through
 		b := a.Add(maxSlice)
@@ -264,7 +276,7 @@ func (sw *sweeper) slice(ctx context.Context, a, b time.Time) (full bool, err er
 // list reads every page of q into byProject.
 func (sw *sweeper) list(ctx context.Context, q sentry.DiscoverQuery, byProject map[string][]Straggler) error {
 	overlap := int64(sw.x.s.overlap() / time.Second)
-	err := EachDiscoverRow(ctx, sw.x.r, sw.x.s.opts.Discover, q, func(row sentry.DiscoverRow) {
+	err := EachDiscoverRow(ctx, sw.x.r, sharedDiscover{sw}, q, func(row sentry.DiscoverRow) {
 		st, pid, ok := parseSweepRow(row)
 		switch {
 		case !ok:
@@ -282,6 +294,30 @@ func (sw *sweeper) list(ctx context.Context, q sentry.DiscoverQuery, byProject m
 		return fmt.Errorf("failed to list late events: %w", err)
 	}
 	return nil
+}
+
+// sharedDiscover is Discover within the sweep's share of the run: a
+// request starts only before its end and is cut at it.
+type sharedDiscover struct{ sw *sweeper }
+
+func (d sharedDiscover) Discover(ctx context.Context, q sentry.DiscoverQuery) (sentry.Page[sentry.DiscoverRow], error) {
+	left, cancel, err := d.sw.share(ctx)
+	if err != nil {
+		return sentry.Page[sentry.DiscoverRow]{}, err
+	}
+	defer cancel()
+	return d.sw.x.s.opts.Discover.Discover(left, q)
+}
+
+// share bounds ctx by what is left of the sweep's share of the run, or
+// returns errSweepShare when nothing is.
+func (sw *sweeper) share(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	left := sw.until.Sub(sw.x.r.Now())
+	if left <= 0 {
+		return nil, nil, errSweepShare
+	}
+	ctx, cancel := context.WithTimeout(ctx, left)
+	return ctx, cancel, nil
 }
 
 // parseSweepRow reads a sweep row: id, project.id, timestamp, error.received.
@@ -335,7 +371,11 @@ func (sw *sweeper) activeProjects(ctx context.Context, a, b time.Time) []string 
 	end := b.Add(time.Hour - 1).Truncate(time.Hour)
 	var stats *sentry.Stats
 	err := sw.x.r.Fetch(ctx, func(ctx context.Context) error {
-		var err error
+		ctx, cancel, err := sw.share(ctx)
+		if err != nil {
+			return err
+		}
+		defer cancel()
 		stats, err = st.OrgStats(ctx, sentry.StatsQuery{Org: sw.x.s.opts.Org, Start: start, End: end,
 			Interval: time.Hour, Outcomes: []string{"accepted"}, Projects: []string{sentry.AllProjects}, GroupByProject: true})
 		return err
