@@ -6,6 +6,8 @@
 // the middle of a run and restarted.
 //
 // The package has no non-test code. The test runs in the normal
-// `go test ./...` unless -short is given; it needs gcloud (with the beta
-// Pub/Sub emulator component) and java, and fails when they are missing.
+// `go test ./...` unless -short is given; it needs gcloud (with its beta and
+// pubsub-emulator components) and java. Without them it is skipped with a
+// message naming what is missing, or fails with it when E2E_REQUIRED is set
+// (as CI sets it).
 package e2e

@@ -49,30 +49,6 @@ func repoRoot(t *testing.T) string {
 	}
 }
 
-// requireTools skips the test, saying what is missing, when a program it
-// needs is not on PATH: on a workstation without the Google Cloud CLI the
-// rest of the suite still runs. CI sets E2E_REQUIRED=1 (.ci/run), and then a
-// missing program fails the test instead: the end-to-end run must never be
-// skipped there unnoticed.
-func requireTools(t *testing.T) {
-	t.Helper()
-	var missing []string
-	for _, tool := range []string{"go", "gcloud", "java"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := fmt.Sprintf("the end-to-end test needs %s on PATH (the Pub/Sub emulator is `gcloud beta emulators pubsub start`, which runs on java): "+
-		"install the Google Cloud CLI with its pubsub-emulator component and a JRE", strings.Join(missing, " and "))
-	if os.Getenv("E2E_REQUIRED") != "" {
-		t.Fatal(msg + " (E2E_REQUIRED is set)")
-	}
-	t.Skip(msg + "; skipping it")
-}
-
 // buildBinaries builds the server and fake-gcs-server (a module dependency,
 // so from the module cache, offline) into dir, in parallel. Under -race the
 // server is built with -race too.
@@ -115,6 +91,18 @@ func baseEnv(home string) []string {
 		"HOME=" + home,
 		"TMPDIR=" + os.TempDir(),
 	}
+}
+
+// gcloudEnv is the environment of a gcloud command: baseEnv, and a gcloud
+// configuration of its own under home that never prompts and never looks
+// for updates.
+func gcloudEnv(home string) []string {
+	return append(baseEnv(home),
+		"CLOUDSDK_CONFIG="+filepath.Join(home, "gcloud-config"),
+		"CLOUDSDK_CORE_DISABLE_PROMPTS=1",
+		"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=1",
+		"CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true",
+	)
 }
 
 // waitHTTP polls url until it answers 200 or timeout passes; it fails early
@@ -208,12 +196,7 @@ func startEmulator(ctx context.Context, t *testing.T, ps *procs, home string) *e
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		t.Fatalf("failed to create emulator data dir: %v", err)
 	}
-	env := append(baseEnv(home),
-		"CLOUDSDK_CONFIG="+filepath.Join(home, "gcloud-config"),
-		"CLOUDSDK_CORE_DISABLE_PROMPTS=1",
-		"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=1",
-		"CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true",
-	)
+	env := gcloudEnv(home)
 	if jh := os.Getenv("JAVA_HOME"); jh != "" {
 		env = append(env, "JAVA_HOME="+jh)
 	}
