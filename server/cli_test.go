@@ -49,7 +49,7 @@ func TestCollect_leaseHeldExits4(t *testing.T) {
 	if _, err := state.NewLeases(store, nil).Acquire(t.Context(), "sentry/state/events/lease.json", "other-run", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	err = runCollect(t.Context(), nil)
+	err = runCollect(t.Context(), nil, nil)
 	if got := exitCode(err); got != exitLeaseHeld {
 		t.Fatalf("collect while another run holds the lease: exit %d (%v), want %d", got, err, exitLeaseHeld)
 	}
@@ -106,7 +106,7 @@ func TestBackfill_invalidRangeAnsweredWithoutSentry(t *testing.T) {
 	t.Cleanup(srv.Close)
 	setEnv(t, map[string]string{"SENTRY_ORG": "acme", "SENTRY_AUTH_TOKEN": "tok", "SENTRY_API_BASE": srv.URL, "LOCAL_OUTPUT_DIR": t.TempDir()})
 	start := time.Now()
-	err := runBackfillCmd(t.Context(), []string{"-start", "2026-11-02T00:00:00Z", "-end", "2026-11-01T00:00:00Z"})
+	err := runBackfillCmd(t.Context(), nil, []string{"-start", "2026-11-02T00:00:00Z", "-end", "2026-11-01T00:00:00Z"})
 	if got := exitCode(err); got != exitConfig || !strings.Contains(err.Error(), "must be before end") {
 		t.Fatalf("exit %d (%v), want %d naming the range", got, err, exitConfig)
 	}
@@ -147,14 +147,14 @@ func TestExitCode_sentryUnavailableIsTransient(t *testing.T) {
 func TestHelp(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"help"}, {"--help"}, {"collect", "-h"}, {"backfill", "-h"}, {"serve", "-h"}, {"demo", "-h"}} {
-		if err := realMain(t.Context(), args); !errors.Is(err, errHelp) {
+		if err := realMain(t.Context(), nil, args); !errors.Is(err, errHelp) {
 			t.Errorf("%q: %v, want the help shown", args, err)
 		}
 	}
-	if err := realMain(t.Context(), []string{"collect", "-bogus"}); exitCode(err) != exitConfig {
+	if err := realMain(t.Context(), nil, []string{"collect", "-bogus"}); exitCode(err) != exitConfig {
 		t.Errorf("bad flag: exit %d, want %d", exitCode(err), exitConfig)
 	}
-	if err := realMain(t.Context(), []string{"frobnicate"}); exitCode(err) != exitConfig {
+	if err := realMain(t.Context(), nil, []string{"frobnicate"}); exitCode(err) != exitConfig {
 		t.Errorf("unknown command: exit %d, want %d", exitCode(err), exitConfig)
 	}
 }

@@ -19,14 +19,18 @@ const cliBackfillBudget = 2 * time.Minute
 
 // runBackfillCmd creates a backfill job (or resumes one with -job) and runs
 // it to completion in bounded runs, with the configuration from the
-// environment.
-func runBackfillCmd(ctx context.Context, args []string) error {
+// environment. When soft closes (the first signal) the run in flight stops
+// softly, committing what it read, and the command exits 3.
+func runBackfillCmd(ctx context.Context, soft <-chan struct{}, args []string) error {
 	fs := newFlags("backfill", "-start T -end T [-projects a,b|all] [-json]  |  server backfill -job ID [-json]",
 		`Reads a past range [start, end) of the events again (within Sentry's 90-day retention) and
 writes only the events the output does not hold yet, running the job to completion in bounded
 runs with a progress bar on a terminal. -job resumes an interrupted job.
 
-exit codes: as collect (2 also for an invalid range or an unknown project; 3: resume with -job).`)
+exit codes: as collect (2 also for an invalid range or an unknown project; 3: resume with -job).
+
+The first SIGINT (Ctrl-C) or SIGTERM stops the run in flight softly: it stops reading, commits
+what it read and exits 3 (resume with -job). A second one cuts it short.`)
 	startF := fs.String("start", "", "start of the range, RFC 3339 (e.g. 2026-01-01T00:00:00Z)")
 	endF := fs.String("end", "", "end of the range (exclusive), RFC 3339")
 	projectsF := fs.String("projects", "all", `comma-separated project ids or slugs, or "all"`)
@@ -59,30 +63,37 @@ exit codes: as collect (2 also for an invalid range or an unknown project; 3: re
 		return err
 	}
 	defer func() { _ = env.close() }()
+	defer drainOn(ctx, soft, env.app.Drain)()
 	// Commit (and show) progress at least every cliBackfillBudget.
 	env.cfg.RunBudget = min(env.cfg.RunBudget, cliBackfillBudget)
 	id := *jobF
 	if id == "" {
 		job, err := env.app.CreateBackfill(ctx, spec)
 		if err != nil {
-			return withCode(fmt.Errorf("failed to create the backfill job: %w", err))
+			err = withCode(fmt.Errorf("failed to create the backfill job: %w", err))
+			if isClosed(soft) {
+				return stoppedBySignal(err, "")
+			}
+			return err
 		}
 		id = job.ID
 		fmt.Fprintf(os.Stderr, "backfill job %s: %s … %s, %d projects\n", id,
 			job.Start.Format(time.RFC3339), job.End.Format(time.RFC3339), len(job.Projects))
 	}
-	return backfillLoop(ctx, os.Stderr, os.Stdout, *jsonOut, id, func(ctx context.Context) (backfill.Result, error) {
+	return backfillLoop(ctx, soft, os.Stderr, os.Stdout, *jsonOut, id, func(ctx context.Context) (backfill.Result, error) {
 		return env.app.RunBackfill(ctx, id)
 	})
 }
 
 // backfillLoop runs bounded backfill runs until the job is finished, showing
-// a progress line on a terminal, and prints the final summary.
-func backfillLoop(ctx context.Context, tty *os.File, out io.Writer, asJSON bool, id string,
+// a progress line on a terminal, and prints the final summary. Once soft is
+// closed (runOnce's run was drained by it) it runs no further run and exits 3.
+func backfillLoop(ctx context.Context, soft <-chan struct{}, tty *os.File, out io.Writer, asJSON bool, id string,
 	runOnce func(context.Context) (backfill.Result, error),
 ) error {
 	show := isTerminal(tty)
 	start := time.Now()
+	resume := fmt.Sprintf("resume with -job %s", id)
 	var last backfill.Result
 	for held := 0; ; {
 		res, err := runOnce(ctx)
@@ -93,7 +104,11 @@ func backfillLoop(ctx context.Context, tty *os.File, out io.Writer, asJSON bool,
 			if errors.Is(err, backfill.ErrNotFound) {
 				return &exitError{code: exitConfig, err: err}
 			}
-			return withCode(fmt.Errorf("backfill failed (resume with -job %s): %w", id, err))
+			err = withCode(fmt.Errorf("backfill failed (%s): %w", resume, err))
+			if isClosed(soft) {
+				return stoppedBySignal(err, "")
+			}
+			return err
 		}
 		sum := res.Summary
 		if sum.LeaseHeld {
@@ -104,6 +119,8 @@ func backfillLoop(ctx context.Context, tty *os.File, out io.Writer, asJSON bool,
 			select {
 			case <-ctx.Done():
 				return &exitError{code: exitTransient, err: ctx.Err()}
+			case <-soft:
+				return stoppedBySignal(nil, resume)
 			case <-time.After(30 * time.Second):
 			}
 			continue
@@ -116,6 +133,12 @@ func backfillLoop(ctx context.Context, tty *os.File, out io.Writer, asJSON bool,
 		}
 		if !sum.WorkRemaining {
 			break
+		}
+		if isClosed(soft) {
+			if show {
+				fmt.Fprintln(tty)
+			}
+			return stoppedBySignal(nil, resume)
 		}
 		if err := ctx.Err(); err != nil {
 			return &exitError{code: exitTransient, err: fmt.Errorf("interrupted (resume with -job %s): %w", id, err)}

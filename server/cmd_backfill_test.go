@@ -46,7 +46,7 @@ func TestBackfillLoop(t *testing.T) {
 			t.Parallel()
 			var out bytes.Buffer
 			i := 0
-			err := backfillLoop(t.Context(), os.Stderr, &out, false, "j1", func(context.Context) (backfill.Result, error) {
+			err := backfillLoop(t.Context(), nil, os.Stderr, &out, false, "j1", func(context.Context) (backfill.Result, error) {
 				if tc.err != nil {
 					return backfill.Result{}, tc.err
 				}

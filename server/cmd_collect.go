@@ -18,15 +18,20 @@ import (
 )
 
 // runCollect runs one collection pass with the configuration from the
-// environment.
-func runCollect(ctx context.Context, args []string) error {
+// environment. When soft closes (the first signal) the pass stops softly, as
+// the service's runs do on SIGTERM: what was read is committed, and the
+// command exits 3.
+func runCollect(ctx context.Context, soft <-chan struct{}, args []string) error {
 	fs := newFlags("collect", "[-json]", `Runs one collection pass of the selected streams (STREAMS) with the configuration from the
 environment, into GCS_BUCKET, or LOCAL_OUTPUT_DIR when no bucket is set. A pass reads what
 is new since the last one (the first reads INITIAL_LOOKBACK) within RUN_BUDGET.
 
 exit codes: 0 done; 2 configuration error (fix it: retrying will not help); 3 Sentry or
 Cloud Storage unavailable for any stream (progress is committed: run again); 4 another run holds the lease
-(nothing was done: run again when it ends); 1 anything else.`)
+(nothing was done: run again when it ends); 1 anything else.
+
+The first SIGINT (Ctrl-C) or SIGTERM stops the pass softly: it stops reading, commits
+what it read and exits 3 (run again to go on). A second one cuts it short.`)
 	jsonOut := fs.Bool("json", false, "print each stream's run summary as one JSON object on stdout")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -36,6 +41,7 @@ Cloud Storage unavailable for any stream (progress is committed: run again); 4 a
 		return err
 	}
 	defer func() { _ = env.close() }()
+	defer drainOn(ctx, soft, env.app.Drain)()
 	progress := newProgressPrinter(os.Stderr)
 	env.app.progress = progress.print
 	if progress.enabled {
@@ -48,7 +54,11 @@ Cloud Storage unavailable for any stream (progress is committed: run again); 4 a
 			return err
 		}
 	}
-	return collectOutcome(res, runErr, env.app.streams)
+	err = collectOutcome(res, runErr, env.app.streams)
+	if isClosed(soft) {
+		return stoppedBySignal(err, "run collect again to go on")
+	}
+	return err
 }
 
 // collectOutcome is collect's error (and so its exit code) for a run's

@@ -10,7 +10,6 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
-	"github.com/secops-collectors/sentry-gcs/internal/clock"
 	"github.com/secops-collectors/sentry-gcs/internal/config"
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
 	"github.com/secops-collectors/sentry-gcs/internal/events"
@@ -56,8 +55,10 @@ func defaultDemoSettings() demoSettings {
 // runDemo starts the built-in Sentry simulator with a realistic organisation
 // (a backlog, live arrivals, late events, rate limits and a few faults), runs
 // collection passes into a fresh local folder the way the scheduler would,
-// then checks what it wrote against the simulator's ground truth.
-func runDemo(ctx context.Context, args []string) error {
+// then checks what it wrote against the simulator's ground truth. When soft
+// closes (the first signal) the pass in flight stops softly, as collect's
+// does, and the demo exits 3 without the check.
+func runDemo(ctx context.Context, soft <-chan struct{}, args []string) error {
 	s := defaultDemoSettings()
 	fs := newFlags("demo", "[-seed N] [-backlog N] [-arrivals N]", `Starts the built-in simulated Sentry (a realistic organisation: a backlog, live arrivals, late
 events, Sentry's project-events rate limit running ten times faster, a few faults), runs
@@ -107,7 +108,7 @@ then reads every object back and checks it against the simulator's ground truth.
 		InitialLookback:    s.backlogSpan, // the first window starts where the backlog does
 		FullSweepInterval:  -1,
 		Progress:           progress.print,
-	}, client, engine.Env{Data: store, State: store, Counters: client.RequestCounts})
+	}, client, engine.Env{Data: store, State: store, Stop: soft, Counters: client.RequestCounts})
 	if err != nil {
 		return fmt.Errorf("failed to create the events stream: %w", err)
 	}
@@ -117,7 +118,7 @@ then reads every object back and checks it against the simulator's ground truth.
 	fmt.Fprintf(out, "Writing NDJSON into %s/%s, state into %s/%s\n\n", dir, cfg.GCSPrefix, dir, cfg.StateKey)
 
 	start := time.Now()
-	if err := demoPasses(ctx, out, c, s, start); err != nil {
+	if err := demoPasses(ctx, soft, out, c, s, start); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\nfinished in %s\n\n", time.Since(start).Round(100*time.Millisecond))
@@ -163,8 +164,8 @@ func startDemoSim(s demoSettings) (*sentrysim.Running, error) {
 
 // demoPasses runs collection passes the way the service would: at once
 // while work remains (a continuation), else every interval, until the
-// arrivals have stopped and a pass finds nothing left.
-func demoPasses(ctx context.Context, out io.Writer, c *events.Stream, s demoSettings, start time.Time) error {
+// arrivals have stopped and a pass finds nothing left, or soft closes.
+func demoPasses(ctx context.Context, soft <-chan struct{}, out io.Writer, c *events.Stream, s demoSettings, start time.Time) error {
 	// Arrivals stop after arrivalSpan; they are all visible maxLate (plus a
 	// few seconds) later, and all inside a window lag after that.
 	quiet := start.Add(s.arrivalSpan + s.maxLate + s.lag + 6*time.Second)
@@ -183,12 +184,19 @@ func demoPasses(ctx context.Context, out io.Writer, c *events.Stream, s demoSett
 		if time.Now().After(quiet) && !sum.WorkRemaining && err == nil {
 			return nil
 		}
+		if isClosed(soft) {
+			return stoppedBySignal(nil, "the output was not checked against the simulator")
+		}
 		wait := s.interval
 		if sum.WorkRemaining {
 			wait = 0 // a continuation: go on at once, as the service does
 		}
-		if err := (clock.Real{}).Sleep(ctx, wait); err != nil {
-			return fmt.Errorf("demo interrupted: %w", err)
+		select {
+		case <-time.After(wait):
+		case <-soft:
+			return stoppedBySignal(nil, "the output was not checked against the simulator")
+		case <-ctx.Done():
+			return fmt.Errorf("demo interrupted: %w", ctx.Err())
 		}
 	}
 }

@@ -15,8 +15,12 @@
 //	server help             this text; every sub-command takes -h
 //
 // Exit codes of the local commands: 0 done, 1 unexpected failure, 2
-// configuration error or invalid request, 3 transient failure (run again), 4
-// another run holds the lease.
+// configuration error or invalid request, 3 transient failure or stopped by a
+// signal (run again), 4 another run holds the lease.
+//
+// SIGINT or SIGTERM stops softly: the service drains its runs and a local
+// command its own, committing what was read; a second signal cuts what is
+// still in flight.
 package main
 
 import (
@@ -26,14 +30,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"syscall"
 
 	"github.com/secops-collectors/sentry-gcs/internal/logging"
 )
 
 func main() {
-	ctx, done := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, soft, release := notifyStop(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	args := os.Args[1:]
 	if !isLocalCommand(args) {
 		// The service logs JSON in Cloud Logging's shape from the first
@@ -41,8 +44,8 @@ func main() {
 		// ERROR entry; runServe then applies LOG_LEVEL.
 		slog.SetDefault(logging.New(os.Stdout, logging.Options{}))
 	}
-	err := realMain(ctx, args)
-	done()
+	err := realMain(ctx, soft, args)
+	release()
 	if errors.Is(err, errHelp) {
 		return
 	}
@@ -81,27 +84,37 @@ Every command takes -h for its flags. Configuration comes from environment varia
 (see the README's Configuration table).
 
 exit codes: 0 done; 1 unexpected failure; 2 configuration error or invalid request;
-3 transient failure (Sentry or Cloud Storage unavailable; run again); 4 another run
-holds the lease (run again after it ends). 'go run' prints "exit status N" and exits 1.
+3 transient failure (Sentry or Cloud Storage unavailable; run again) or stopped by a
+signal (what was read is committed; run again); 4 another run holds the lease (run
+again after it ends). 'go run' prints "exit status N" and exits 1.
+
+The first SIGINT (Ctrl-C) or SIGTERM stops softly: the run in flight stops reading and
+commits what it read. A second one cuts it short.
 `
 
-// realMain dispatches to a sub-command.
-func realMain(ctx context.Context, args []string) error {
+// realMain dispatches to a sub-command. soft is closed by the first signal,
+// ctx is cancelled by the second (notifyStop). The commands that run
+// collection drain their run when soft closes; for the others, which have
+// nothing to commit, and for the service, whose shutdown drains its runs,
+// the first signal cancels the context.
+func realMain(ctx context.Context, soft <-chan struct{}, args []string) error {
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
 	}
+	firstCtx, cancel := untilSoft(ctx, soft)
+	defer cancel()
 	switch cmd {
 	case "serve":
-		return runServe(ctx, args)
+		return runServe(firstCtx, args)
 	case "collect":
-		return runCollect(ctx, args)
+		return runCollect(ctx, soft, args)
 	case "demo":
-		return runDemo(ctx, args)
+		return runDemo(ctx, soft, args)
 	case "backfill":
-		return runBackfillCmd(ctx, args)
+		return runBackfillCmd(ctx, soft, args)
 	case "coverage":
-		return runCoverageCmd(ctx, args)
+		return runCoverageCmd(firstCtx, args)
 	case "help", "-h", "-help", "--help":
 		return printUsage(os.Stdout)
 	default:
