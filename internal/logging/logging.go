@@ -1,6 +1,6 @@
 // Package logging builds log/slog loggers that write JSON in the shape Cloud
-// Logging understands (severity, message, source location, trace), and carries
-// a logger in a context.Context.
+// Logging understands (severity, message, source location, trace), bounds
+// every line they write (Bounded), and carries a logger in a context.Context.
 package logging
 
 import (
@@ -32,18 +32,19 @@ type Options struct {
 
 // New returns a logger writing one JSON object per line to w, with Cloud
 // Logging's keys: "severity" (DEBUG, INFO, WARNING, ERROR, CRITICAL),
-// "message", "time" and "logging.googleapis.com/sourceLocation".
+// "message", "time" and "logging.googleapis.com/sourceLocation". Its lines
+// are bounded (see Bounded).
 func New(w io.Writer, opts Options) *slog.Logger {
 	return slog.New(NewHandler(w, opts))
 }
 
 // NewHandler returns the slog.Handler behind New.
 func NewHandler(w io.Writer, opts Options) slog.Handler {
-	return slog.NewJSONHandler(w, &slog.HandlerOptions{
+	return Bounded(slog.NewJSONHandler(w, &slog.HandlerOptions{
 		Level:       opts.Level,
 		AddSource:   opts.AddSource,
 		ReplaceAttr: cloudLoggingAttr,
-	})
+	}))
 }
 
 // NewFromLevel is New with the level given as a string, as in LOG_LEVEL

@@ -1,0 +1,172 @@
+package logging
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Cloud Logging drops a log entry larger than 256 KB, and much of what is
+// logged comes from outside: Sentry's answers, request headers and bodies,
+// command-line flags. Errors built from such input clip it where they quote
+// it (Clip); Bounded is the last line of defence for everything else.
+const (
+	// MaxValueLen bounds the message and each string value of a record, in
+	// bytes before escaping.
+	MaxValueLen = 8 << 10
+	// MaxRecordLen bounds the message and the string values of a record
+	// together, attributes added with Logger.With included. JSON and text
+	// escaping at most sextuple a byte (a control character becomes
+	// \u00XX), so a line stays under 100 KiB plus its keys and numbers
+	// whatever the input, and near 16 KiB for printable text.
+	MaxRecordLen = 16 << 10
+	// minValueLen is what a string keeps once the record's budget is spent,
+	// so that the message and each value still say what they are about. The
+	// number of attributes is the code's, not the input's.
+	minValueLen = 64
+	// MaxClipMark is the most Clip adds to the bytes it keeps.
+	MaxClipMark = len("…(cut from  bytes)") + 19
+)
+
+// Clip returns s when it is at most n bytes long; else its first n bytes
+// (fewer when the n-th byte is inside a character) followed by a mark that
+// says it was cut and from how many bytes: Clip("abcdef", 3) is
+// "abc…(cut from 6 bytes)".
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	n = max(n, 0)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…(cut from " + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// Bounded returns a handler that passes every record on to h with its
+// message and string values clipped (see Clip) to MaxValueLen bytes each and
+// MaxRecordLen together; once that is spent, each further string keeps 64
+// bytes and lists ([]string, map[string]string) stop with a count of the
+// elements left out. A string value is a string, an error (its Error()), a
+// fmt.Stringer (its String()), or an element of a []string or of a
+// map[string]string, at any depth of groups; log/slog resolves LogValuers
+// first. Other values pass unchanged: their size is the code's. Wrapping a
+// handler Bounded returned returns it as it is.
+func Bounded(h slog.Handler) slog.Handler {
+	if b, ok := h.(*boundedHandler); ok {
+		return b
+	}
+	return &boundedHandler{inner: h, budget: MaxRecordLen}
+}
+
+type boundedHandler struct {
+	inner slog.Handler
+	// budget is what a record's strings may take: MaxRecordLen less what
+	// the attributes added with WithAttrs took.
+	budget int
+}
+
+func (h *boundedHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.inner.Enabled(ctx, l)
+}
+
+func (h *boundedHandler) Handle(ctx context.Context, r slog.Record) error {
+	b := bounder{left: h.budget}
+	out := slog.NewRecord(r.Time, r.Level, b.clip(r.Message), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(b.attr(a))
+		return true
+	})
+	return h.inner.Handle(ctx, out)
+}
+
+func (h *boundedHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	b := bounder{left: h.budget}
+	out := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		out[i] = b.attr(a)
+	}
+	return &boundedHandler{inner: h.inner.WithAttrs(out), budget: max(b.left, 0)}
+}
+
+func (h *boundedHandler) WithGroup(name string) slog.Handler {
+	return &boundedHandler{inner: h.inner.WithGroup(name), budget: h.budget}
+}
+
+// bounder clips the strings of one record, spending its budget.
+type bounder struct{ left int }
+
+// clip cuts s to what the budget allows and spends it.
+func (b *bounder) clip(s string) string {
+	s = Clip(s, max(min(MaxValueLen, b.left), minValueLen))
+	b.left -= len(s)
+	return s
+}
+
+func (b *bounder) attr(a slog.Attr) slog.Attr {
+	a.Value = b.value(a.Value)
+	return a
+}
+
+func (b *bounder) value(v slog.Value) slog.Value {
+	v = v.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.StringValue(b.clip(v.String()))
+	case slog.KindGroup:
+		attrs := v.Group()
+		out := make([]slog.Attr, len(attrs))
+		for i, a := range attrs {
+			out[i] = b.attr(a)
+		}
+		return slog.GroupValue(out...)
+	case slog.KindAny:
+		switch x := v.Any().(type) {
+		case error, fmt.Stringer:
+			// fmt prints "<nil>" for a nil pointer and reports a panic
+			// in Error or String instead of passing it on.
+			return slog.StringValue(b.clip(fmt.Sprint(x)))
+		case []string:
+			return slog.AnyValue(b.list(x))
+		case map[string]string:
+			return slog.AnyValue(b.dict(x))
+		}
+	}
+	return v
+}
+
+// list clips the elements of l; once the budget is spent, a last element
+// counts those left out. Each element also spends the 3 bytes that quote
+// and separate it in JSON, so that a list of many empty strings is bounded
+// too.
+func (b *bounder) list(l []string) []string {
+	out := make([]string, 0, len(l))
+	for i, s := range l {
+		if b.left <= 0 {
+			return append(out, "…("+strconv.Itoa(len(l)-i)+" more)")
+		}
+		out = append(out, b.clip(s))
+		b.left -= len(`"",`)
+	}
+	return out
+}
+
+// dict clips the keys and values of m; once the budget is spent, the key
+// "…" counts the entries left out. Each entry also spends the 6 bytes that
+// quote and separate it in JSON.
+func (b *bounder) dict(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	n := 0
+	for k, s := range m {
+		if b.left <= 0 {
+			out["…"] = strconv.Itoa(len(m)-n) + " more"
+			break
+		}
+		out[b.clip(k)] = b.clip(s)
+		b.left -= len(`"":"",`)
+		n++
+	}
+	return out
+}
