@@ -48,11 +48,11 @@ func Clip(s string, n int) string {
 // Bounded returns a handler that passes every record on to h with its
 // message and string values clipped (see Clip) to MaxValueLen bytes each and
 // MaxRecordLen together; once that is spent, each further string keeps 64
-// bytes and lists ([]string, map[string]string) stop with a count of the
-// elements left out. A string value is a string, an error (its Error()), a
-// fmt.Stringer (its String()), or an element of a []string or of a
-// map[string]string, at any depth of groups; log/slog resolves LogValuers
-// first. Other values pass unchanged: their size is the code's. Wrapping a
+// bytes and lists and maps stop with a count of the elements left out. A
+// string value is a string, an error (its Error()) or a fmt.Stringer (its
+// String()), in a group, a []string, a map[string]string, a []any or a
+// map[string]any at any depth; log/slog resolves LogValuers first. Other
+// values pass unchanged: their size is the code's. Wrapping a
 // handler Bounded returned returns it as it is.
 func Bounded(h slog.Handler) slog.Handler {
 	if b, ok := h.(*boundedHandler); ok {
@@ -123,18 +123,32 @@ func (b *bounder) value(v slog.Value) slog.Value {
 		}
 		return slog.GroupValue(out...)
 	case slog.KindAny:
-		switch x := v.Any().(type) {
-		case error, fmt.Stringer:
-			// fmt prints "<nil>" for a nil pointer and reports a panic
-			// in Error or String instead of passing it on.
-			return slog.StringValue(b.clip(fmt.Sprint(x)))
-		case []string:
-			return slog.AnyValue(b.list(x))
-		case map[string]string:
-			return slog.AnyValue(b.dict(x))
-		}
+		return slog.AnyValue(b.any(v.Any()))
 	}
 	return v
+}
+
+// any clips x when it is a string, an error, a fmt.Stringer or a list or
+// map of them (slog-echo logs its error as a map[string]any); anything else
+// is returned as it is.
+func (b *bounder) any(x any) any {
+	switch x := x.(type) {
+	case string:
+		return b.clip(x)
+	case error, fmt.Stringer:
+		// fmt prints "<nil>" for a nil pointer and reports a panic in
+		// Error or String instead of passing it on.
+		return b.clip(fmt.Sprint(x))
+	case []string:
+		return b.list(x)
+	case map[string]string:
+		return b.dict(x)
+	case []any:
+		return b.anyList(x)
+	case map[string]any:
+		return b.anyDict(x)
+	}
+	return x
 }
 
 // list clips the elements of l; once the budget is spent, a last element
@@ -149,6 +163,35 @@ func (b *bounder) list(l []string) []string {
 		}
 		out = append(out, b.clip(s))
 		b.left -= len(`"",`)
+	}
+	return out
+}
+
+// anyList is list for a []any.
+func (b *bounder) anyList(l []any) []any {
+	out := make([]any, 0, len(l))
+	for i, x := range l {
+		if b.left <= 0 {
+			return append(out, "…("+strconv.Itoa(len(l)-i)+" more)")
+		}
+		out = append(out, b.any(x))
+		b.left -= len(`"",`)
+	}
+	return out
+}
+
+// anyDict is dict for a map[string]any.
+func (b *bounder) anyDict(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	n := 0
+	for k, x := range m {
+		if b.left <= 0 {
+			out["…"] = strconv.Itoa(len(m)-n) + " more"
+			break
+		}
+		out[b.clip(k)] = b.any(x)
+		b.left -= len(`"":"",`)
+		n++
 	}
 	return out
 }

@@ -143,6 +143,17 @@ func TestBounded(t *testing.T) {
 			msg:  "", args: []any{"m", map[string]string{"k": big}},
 			want: map[string]any{"severity": "INFO", "message": "", "m": map[string]any{"k": cut(MaxValueLen)}},
 		},
+		{
+			// slog-echo's error attribute.
+			name: "map_of_any",
+			msg:  "", args: []any{"error", map[string]any{"code": 400, "message": big, "internal": nil}},
+			want: map[string]any{"severity": "INFO", "message": "", "error": map[string]any{"code": 400.0, "message": cut(MaxValueLen), "internal": nil}},
+		},
+		{
+			name: "list_of_any",
+			msg:  "", args: []any{"l", []any{1, errors.New(big), []string{"x"}}},
+			want: map[string]any{"severity": "INFO", "message": "", "l": []any{1.0, cut(MaxValueLen), []any{"x"}}},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
