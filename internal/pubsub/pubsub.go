@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 )
 
 // DefaultMaxBodyBytes bounds a push request body. The product's own messages
@@ -245,7 +247,7 @@ func parseTime(s string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, malformed("publish time %q is not RFC 3339", truncate(s, 64))
+		return time.Time{}, malformed("publish time %q is not RFC 3339", logging.Clip(s, 64))
 	}
 	return t.UTC(), nil
 }
@@ -330,13 +332,6 @@ func printable(s string, maxLen int) bool {
 		}
 	}
 	return true
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // AttributesFor returns the attributes the product tags its messages with.

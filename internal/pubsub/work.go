@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 )
 
 // Kind is what a message asks the service to do.
@@ -108,7 +110,7 @@ func ParseWork(data []byte) (Work, error) {
 		}
 		out.JobID = *w.JobID
 	default:
-		return Work{}, malformed("unknown message type %q", truncate(string(kind), 32))
+		return Work{}, malformed("unknown message type %q", logging.Clip(string(kind), 32))
 	}
 	if w.Hop != nil {
 		if *w.Hop < 0 || *w.Hop > MaxHop {

@@ -31,7 +31,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/secops-collectors/sentry-gcs/internal/buildinfo"
 	"github.com/secops-collectors/sentry-gcs/internal/clock"
@@ -486,19 +485,7 @@ func (c *Client) apiError(cl call, status int, hdr http.Header, body []byte) *AP
 	return e
 }
 
-// clip redacts the token from s, then abbreviates it to maxDetailLen bytes.
+// clip redacts the token from s, then clips it to maxDetailLen bytes.
 func (c *Client) clip(s string) string {
-	return abbreviate(c.redact(s), maxDetailLen)
-}
-
-// abbreviate cuts s to at most n bytes, at a character boundary, and marks
-// the cut with "…".
-func abbreviate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return logging.Clip(c.redact(s), maxDetailLen)
 }

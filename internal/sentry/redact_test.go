@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/secops-collectors/sentry-gcs/internal/clock"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 )
 
 // minLeak is the shortest piece of the token that counts as a leak: eight
@@ -94,7 +95,7 @@ func TestAPIErrorFieldsAreBounded(t *testing.T) {
 	huge := strings.Repeat("A", 2<<20)
 	// A bound on the whole error text: the fixed parts (endpoint, status,
 	// hint) plus four bounded fields.
-	const maxErrorLen = 4*(maxDetailLen+len("…")) + 1000
+	const maxErrorLen = 4*(maxDetailLen+logging.MaxClipMark) + 1000
 	cases := []struct {
 		name    string
 		status  int
@@ -144,8 +145,8 @@ func TestAPIErrorFieldsAreBounded(t *testing.T) {
 				t.Fatalf("err = %.300v, want an *APIError", err)
 			}
 			for name, v := range map[string]string{"Detail": ae.Detail, "Code": ae.Code, "NewSlug": ae.NewSlug, "Location": ae.Location} {
-				if n := len(v); n > maxDetailLen+len("…") {
-					t.Errorf("%s is %d bytes, want at most %d", name, n, maxDetailLen+len("…"))
+				if n := len(v); n > maxDetailLen+logging.MaxClipMark {
+					t.Errorf("%s is %d bytes, want at most %d", name, n, maxDetailLen+logging.MaxClipMark)
 				}
 			}
 			mu.Lock()
@@ -158,30 +159,6 @@ func TestAPIErrorFieldsAreBounded(t *testing.T) {
 				t.Errorf("longest log line is %d bytes, want at most %d", longest, maxErrorLen+500)
 			}
 			t.Logf("error text %d bytes, longest log line %d bytes", len(err.Error()), longest)
-		})
-	}
-}
-
-func TestAbbreviate(t *testing.T) {
-	t.Parallel()
-
-	cases := []struct {
-		name string
-		in   string
-		n    int
-		want string
-	}{
-		{name: "short_kept", in: "abc", n: 3, want: "abc"},
-		{name: "ascii_cut", in: "abcdef", n: 3, want: "abc…"},
-		{name: "cut_inside_a_character_backs_off", in: "aéé", n: 2, want: "a…"},
-		{name: "cut_after_a_character", in: "aéé", n: 3, want: "aé…"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			if got := abbreviate(tc.in, tc.n); got != tc.want {
-				t.Errorf("abbreviate(%q, %d) got %q, want %q", tc.in, tc.n, got, tc.want)
-			}
 		})
 	}
 }
