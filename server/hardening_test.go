@@ -1,6 +1,10 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +15,9 @@ import (
 
 	"github.com/secops-collectors/sentry-gcs/internal/auth"
 	"github.com/secops-collectors/sentry-gcs/internal/auth/authtest"
+	"github.com/secops-collectors/sentry-gcs/internal/backfill"
+	"github.com/secops-collectors/sentry-gcs/internal/failure"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 )
 
 // TestHardening_es256TokenRefused sends an ES256 token with a short
@@ -96,6 +103,12 @@ func TestHardening_certsUnreachable503(t *testing.T) {
 	}
 }
 
+// unboundedLogger is a plain JSON logger at DEBUG, such as a caller of
+// newServer might pass: the server must bound its lines itself.
+func unboundedLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
@@ -168,7 +181,9 @@ func TestHardening_requestID(t *testing.T) {
 
 // TestHardening_requestLineBounded sends huge values in every part of an
 // unauthenticated request that the request log line records: no log line
-// may exceed a few KB.
+// may exceed the logger's bound on a record's strings (logging.MaxRecordLen)
+// and a little for its keys and numbers, whatever logger the server is
+// given.
 func TestHardening_requestLineBounded(t *testing.T) {
 	t.Parallel()
 
@@ -190,17 +205,69 @@ func TestHardening_requestLineBounded(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			env := newTestEnv(t, nil)
+			logs := &syncBuffer{}
+			env := newTestEnv(t, func(o *serverOptions) { o.Logger = unboundedLogger(logs) })
 			env.do(t, tc.method, tc.path, "", tc.header)
-			lines := env.logs.Lines(t) // every line still parses
+			lines := logs.Lines(t) // every line still parses
 			longest := 0
-			for _, line := range strings.Split(env.logs.String(), "\n") {
+			for _, line := range strings.Split(logs.String(), "\n") {
 				longest = max(longest, len(line))
 			}
-			if longest > 8<<10 {
-				t.Errorf("longest log line is %d bytes, want at most 8 KiB", longest)
+			if bound := logging.MaxRecordLen + 2<<10; longest > bound {
+				t.Errorf("longest log line is %d bytes, want at most %d", longest, bound)
 			}
 			t.Logf("%d lines, longest %d bytes", len(lines), longest)
+		})
+	}
+}
+
+// TestHardening_errorLinesBounded makes a handler fail with a 2 MiB error
+// text, under a plain logger: handleError's line ("request rejected",
+// "request failed") and the request line, whose message is the public
+// error, are bounded as every other line of the server.
+func TestHardening_errorLinesBounded(t *testing.T) {
+	t.Parallel()
+
+	huge := strings.Repeat("E", 2<<20)
+	cases := []struct {
+		name       string
+		createErr  error
+		wantStatus int
+		wantLine   string // handleError's message
+	}{
+		{name: "rejected_400", createErr: fmt.Errorf("%w: %s", backfill.ErrInvalid, huge), wantStatus: http.StatusBadRequest, wantLine: "request rejected"},
+		{name: "failed_500", createErr: errors.New(huge), wantStatus: http.StatusInternalServerError, wantLine: "request failed"},
+		{name: "unavailable_503", createErr: failure.Transient(errors.New(huge)), wantStatus: http.StatusServiceUnavailable, wantLine: "request failed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			logs := &syncBuffer{}
+			env, fb := newBackfillEnv(t, func(o *serverOptions) { o.Logger = unboundedLogger(logs) })
+			fb.createErr = tc.createErr
+			rec := env.do(t, http.MethodPost, pathBackfill, `{"start":"2026-11-20T00:00:00Z","end":"2026-11-21T00:00:00Z"}`, env.invokerHeader(t, testInvoker))
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status = %d, want %d", rec.Code, tc.wantStatus)
+			}
+			longest := 0
+			for _, line := range strings.Split(logs.String(), "\n") {
+				longest = max(longest, len(line))
+			}
+			if bound := logging.MaxRecordLen + 2<<10; longest > bound {
+				t.Errorf("longest log line is %d bytes, want at most %d", longest, bound)
+			}
+			var found bool
+			for _, l := range logs.Lines(t) {
+				if l["msg"] == tc.wantLine {
+					found = true
+					if e, _ := l["error"].(string); !strings.Contains(e, "…(cut from ") {
+						t.Errorf("%s: error %.100q… does not say it was cut", tc.wantLine, e)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no %q line in\n%.2000s", tc.wantLine, logs.String())
+			}
 		})
 	}
 }

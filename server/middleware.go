@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -103,85 +101,15 @@ func init() {
 
 // requestLogger writes one line per request through slog-echo. That line
 // carries the caller's path, query, User-Agent and Referer, all unchecked
-// and unauthenticated, so its strings are clipped (clipHandler).
+// and unauthenticated; the server's logger bounds them (logging.Bounded).
 func (s *Server) requestLogger() echo.MiddlewareFunc {
-	logger := slog.New(clipHandler{s.opts.Logger.Handler()})
-	return slogecho.NewWithConfig(logger, slogecho.Config{
+	return slogecho.NewWithConfig(s.opts.Logger, slogecho.Config{
 		DefaultLevel:     slog.LevelInfo,
 		ClientErrorLevel: slog.LevelWarn,
 		ServerErrorLevel: slog.LevelError,
 		WithRequestID:    true,
 		WithUserAgent:    true,
 	})
-}
-
-// maxLoggedValueLen bounds each string of the request log line.
-const maxLoggedValueLen = 1024
-
-// clipHandler cuts every string attribute (in groups too, and the values of
-// a map[string]string such as the route parameters) to maxLoggedValueLen
-// bytes, so that no request can make a log line longer than a few KB (Cloud
-// Logging drops lines over 256 KB).
-type clipHandler struct{ slog.Handler }
-
-func (h clipHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
-	r.Attrs(func(a slog.Attr) bool {
-		out.AddAttrs(clipAttr(a))
-		return true
-	})
-	return h.Handler.Handle(ctx, out)
-}
-
-func (h clipHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	out := make([]slog.Attr, len(attrs))
-	for i, a := range attrs {
-		out[i] = clipAttr(a)
-	}
-	return clipHandler{h.Handler.WithAttrs(out)}
-}
-
-func (h clipHandler) WithGroup(name string) slog.Handler {
-	return clipHandler{h.Handler.WithGroup(name)}
-}
-
-func clipAttr(a slog.Attr) slog.Attr {
-	v := a.Value.Resolve()
-	switch v.Kind() {
-	case slog.KindString:
-		a.Value = slog.StringValue(clipString(v.String()))
-	case slog.KindGroup:
-		attrs := v.Group()
-		out := make([]slog.Attr, len(attrs))
-		for i, g := range attrs {
-			out[i] = clipAttr(g)
-		}
-		a.Value = slog.GroupValue(out...)
-	case slog.KindAny:
-		if m, ok := v.Any().(map[string]string); ok {
-			out := make(map[string]string, len(m))
-			for k, s := range m {
-				out[clipString(k)] = clipString(s)
-			}
-			a.Value = slog.AnyValue(out)
-		}
-	default:
-		a.Value = v
-	}
-	return a
-}
-
-// clipString cuts s to maxLoggedValueLen bytes at a character boundary and
-// says how long it was.
-func clipString(s string) string {
-	if len(s) <= maxLoggedValueLen {
-		return s
-	}
-	n := maxLoggedValueLen
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // errorResponder answers a handler's error through handleError (which logs

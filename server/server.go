@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/secops-collectors/sentry-gcs/internal/auth"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 	"github.com/secops-collectors/sentry-gcs/internal/pubsub"
 )
 
@@ -88,7 +89,8 @@ type serverOptions struct {
 	// Coverage serves GET /coverage, to the callers /backfill admits (nil:
 	// no route).
 	Coverage Coverager
-	// Logger is the base logger (default slog.Default()).
+	// Logger is the base logger (default slog.Default()); the server
+	// bounds its lines (logging.Bounded), as they carry what callers send.
 	Logger *slog.Logger
 	// ProjectID qualifies trace ids in logs; empty omits the trace.
 	ProjectID string
@@ -130,6 +132,9 @@ func newServer(opts serverOptions) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	// Every line of a request, the request log line and handleError's
+	// included, descends from this logger.
+	opts.Logger = slog.New(logging.Bounded(opts.Logger.Handler()))
 	if opts.RunTimeout <= 0 {
 		opts.RunTimeout = defaultRunTimeout
 	}
