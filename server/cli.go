@@ -107,16 +107,20 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 }
 
 // cliLogger logs to stderr: readable text on a terminal (durations as
-// durations), Cloud Logging JSON otherwise.
+// durations), Cloud Logging JSON otherwise; both bound their lines.
 func cliLogger(level string) *slog.Logger {
+	return cliLoggerTo(os.Stderr, isTerminal(os.Stderr), level)
+}
+
+func cliLoggerTo(w io.Writer, terminal bool, level string) *slog.Logger {
 	lvl, err := logging.ParseLevel(level)
 	if err != nil {
 		lvl = slog.LevelInfo
 	}
-	if isTerminal(os.Stderr) {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	if terminal {
+		return logging.NewText(w, logging.Options{Level: lvl})
 	}
-	return logging.New(os.Stderr, logging.Options{Level: lvl})
+	return logging.New(w, logging.Options{Level: lvl})
 }
 
 func isTerminal(f *os.File) bool {

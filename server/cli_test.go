@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/secops-collectors/sentry-gcs/internal/coverage"
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
 	"github.com/secops-collectors/sentry-gcs/internal/failure"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 	"github.com/secops-collectors/sentry-gcs/internal/sentry"
 	"github.com/secops-collectors/sentry-gcs/internal/sentrysim"
 	"github.com/secops-collectors/sentry-gcs/internal/sink"
@@ -222,5 +224,42 @@ func TestPrintCoverage(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), `"missing": [`) || !strings.Contains(b.String(), `"verdict": "1 project-hours: NOT OK"`) {
 		t.Errorf("json:\n%s", b.String())
+	}
+}
+
+// TestCLILogger: on a terminal the local commands log text whose "_seconds"
+// floats read as durations; elsewhere Cloud Logging JSON with the seconds as
+// numbers. Both bound a line whatever it is given.
+func TestCLILogger(t *testing.T) {
+	t.Parallel()
+
+	cases := []struct {
+		name     string
+		terminal bool
+		want     []string // substrings of the line
+	}{
+		{name: "terminal_text", terminal: true, want: []string{
+			"level=WARN", `msg="sentry request failed, retrying"`, " backoff_seconds=1.419s", " summary.duration_seconds=2m3.5s", "…(cut from 2097152 bytes)",
+		}},
+		{name: "json_elsewhere", terminal: false, want: []string{
+			`"severity":"WARNING"`, `"backoff_seconds":1.418977699`, `"summary":{"duration_seconds":123.5}`, "…(cut from 2097152 bytes)",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var buf strings.Builder
+			cliLoggerTo(&buf, tc.terminal, "info").Warn("sentry request failed, retrying",
+				"backoff_seconds", 1.418977699, slog.Group("summary", "duration_seconds", 123.5), "error", strings.Repeat("x", 2<<20))
+			line := buf.String()
+			for _, w := range tc.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("line %.300q… lacks %q", line, w)
+				}
+			}
+			if n := len(line); n > logging.MaxRecordLen+1<<10 {
+				t.Errorf("line is %d bytes, want at most %d", n, logging.MaxRecordLen+1<<10)
+			}
+		})
 	}
 }

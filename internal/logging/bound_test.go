@@ -195,7 +195,7 @@ func TestBounded_longestLine(t *testing.T) {
 		new  func(*bytes.Buffer) *slog.Logger
 	}{
 		{name: "json", new: func(b *bytes.Buffer) *slog.Logger { return New(b, Options{AddSource: true}) }},
-		{name: "text", new: func(b *bytes.Buffer) *slog.Logger { return slog.New(Bounded(slog.NewTextHandler(b, nil))) }},
+		{name: "text", new: func(b *bytes.Buffer) *slog.Logger { return NewText(b, Options{}) }},
 	}
 	for _, l := range loggers {
 		for _, r := range records {

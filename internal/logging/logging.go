@@ -1,6 +1,7 @@
 // Package logging builds log/slog loggers that write JSON in the shape Cloud
-// Logging understands (severity, message, source location, trace), bounds
-// every line they write (Bounded), and carries a logger in a context.Context.
+// Logging understands (severity, message, source location, trace), or text
+// for a person at a terminal, bounds every line they write (Bounded), and
+// carries a logger in a context.Context.
 package logging
 
 import (
@@ -8,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
+	"time"
 )
 
 // Keys that Cloud Logging lifts out of a structured log line.
@@ -45,6 +48,40 @@ func NewHandler(w io.Writer, opts Options) slog.Handler {
 		AddSource:   opts.AddSource,
 		ReplaceAttr: cloudLoggingAttr,
 	}))
+}
+
+// NewText returns a logger writing key=value text lines to w, for a person
+// at a terminal. Its lines are bounded as New's, and a float attribute whose
+// key ends in "_seconds" (duration_seconds, backoff_seconds) is written as a
+// duration, "backoff_seconds=1.419s", where the JSON lines keep the number of
+// seconds that queries compare.
+func NewText(w io.Writer, opts Options) *slog.Logger {
+	return slog.New(Bounded(slog.NewTextHandler(w, &slog.HandlerOptions{
+		Level:       opts.Level,
+		AddSource:   opts.AddSource,
+		ReplaceAttr: secondsAsDuration,
+	})))
+}
+
+// secondsAsDuration writes a float "…_seconds" attribute as a duration
+// rounded to three decimals of its unit (1.419s, 12.346ms); values a
+// duration cannot hold (NaN, ±Inf, beyond 292 years) stay numbers.
+func secondsAsDuration(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindFloat64 || !strings.HasSuffix(a.Key, "_seconds") {
+		return a
+	}
+	f := a.Value.Float64()
+	if math.IsNaN(f) || math.Abs(f) >= float64(math.MaxInt64)/float64(time.Second) {
+		return a
+	}
+	d := time.Duration(math.Round(f * float64(time.Second)))
+	switch abs := max(d, -d); {
+	case abs >= time.Second:
+		d = d.Round(time.Millisecond)
+	case abs >= time.Millisecond:
+		d = d.Round(time.Microsecond)
+	}
+	return slog.String(a.Key, d.String())
 }
 
 // NewFromLevel is New with the level given as a string, as in LOG_LEVEL

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 
@@ -208,6 +209,42 @@ func TestTraceAttrs(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("attributes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestNewText_secondsAsDurations(t *testing.T) {
+	t.Parallel()
+
+	cases := []struct {
+		name     string
+		args     []any
+		wantText string // a substring of the text line
+		wantJSON string // a substring of the JSON line, if any
+	}{
+		{name: "backoff", args: []any{"backoff_seconds", 1.418977699}, wantText: " backoff_seconds=1.419s", wantJSON: `"backoff_seconds":1.418977699`},
+		{name: "minutes", args: []any{"duration_seconds", 83.4567}, wantText: " duration_seconds=1m23.457s", wantJSON: `"duration_seconds":83.4567`},
+		{name: "milliseconds", args: []any{"duration_seconds", 0.0123456}, wantText: " duration_seconds=12.346ms", wantJSON: `"duration_seconds":0.0123456`},
+		{name: "zero", args: []any{"lag_seconds", 0.0}, wantText: " lag_seconds=0s", wantJSON: `"lag_seconds":0`},
+		{name: "negative", args: []any{"lag_seconds", -2.5}, wantText: " lag_seconds=-2.5s", wantJSON: `"lag_seconds":-2.5`},
+		{name: "in_a_group", args: []any{slog.Group("summary", slog.Float64("duration_seconds", 2))}, wantText: " summary.duration_seconds=2s", wantJSON: `"summary":{"duration_seconds":2}`},
+		{name: "integer_kept", args: []any{"timeout_seconds", 30}, wantText: " timeout_seconds=30", wantJSON: `"timeout_seconds":30`},
+		{name: "other_float_kept", args: []any{"ratio", 0.5}, wantText: " ratio=0.5", wantJSON: `"ratio":0.5`},
+		{name: "too_long_for_a_duration_kept", args: []any{"age_seconds", 1e300}, wantText: " age_seconds=1e+300", wantJSON: `"age_seconds":1e+300`},
+		{name: "infinity_kept", args: []any{"wait_seconds", math.Inf(1)}, wantText: " wait_seconds=+Inf"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var text, js bytes.Buffer
+			NewText(&text, Options{}).Info("m", tc.args...)
+			New(&js, Options{}).Info("m", tc.args...)
+			if !strings.Contains(text.String(), tc.wantText) {
+				t.Errorf("text line %q lacks %q", text.String(), tc.wantText)
+			}
+			if tc.wantJSON != "" && !strings.Contains(js.String(), tc.wantJSON) {
+				t.Errorf("JSON line %q lacks %q", js.String(), tc.wantJSON)
 			}
 		})
 	}
