@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 )
 
 // Response bodies are decoded with encoding/json. A page is split into
@@ -30,14 +32,25 @@ var errMalformed = errors.New("malformed response")
 // not retry it.
 var errShape = errors.New("unexpected JSON shape")
 
+// maxQuoted bounds a value from an answer that a decoding error quotes (an
+// id, a time, a number): real ones are far shorter, and an odd answer must
+// not make the error, and every log line that carries it, megabytes long
+// (Cloud Logging drops lines over 256 KB).
+const maxQuoted = 64
+
+// quoted is v clipped to maxQuoted bytes, for an error to quote with %q.
+func quoted(v string) string { return logging.Clip(v, maxQuoted) }
+
 // jsonErr classifies an error from encoding/json: invalid JSON wraps
-// errSyntax; anything else (a value of the wrong type) wraps errShape.
+// errSyntax; anything else (a value of the wrong type) wraps errShape. Its
+// text is clipped to maxDetailLen: encoding/json quotes a number it cannot
+// store as written, whatever its length.
 func jsonErr(err error) error {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return fmt.Errorf("%w: %v (offset %d)", errSyntax, err, se.Offset)
+		return fmt.Errorf("%w: %s (offset %d)", errSyntax, logging.Clip(err.Error(), maxDetailLen), se.Offset)
 	}
-	return fmt.Errorf("%w: %v", errShape, err)
+	return fmt.Errorf("%w: %s", errShape, logging.Clip(err.Error(), maxDetailLen))
 }
 
 // validJSON reports whether d is one valid JSON value (with optional
@@ -180,7 +193,7 @@ func decodeEvents(body []byte, _ int) ([]Event, error) {
 	events := make([]Event, 0, len(rows))
 	for i, f := range fields {
 		if f.ProjectID.bad {
-			return nil, fmt.Errorf("%w: event %s has an invalid \"projectID\"", errShape, f.ID.s)
+			return nil, fmt.Errorf("%w: event %q has an invalid \"projectID\"", errShape, quoted(f.ID.s))
 		}
 		events = append(events, Event{ID: f.ID.s, ProjectID: f.ProjectID.s, DateCreated: f.DateCreated.t, Raw: rows[i]})
 	}
@@ -235,10 +248,10 @@ func decodeIssues(body []byte) ([]Issue, error) {
 				ID text `json:"id"`
 			}
 			if err := json.Unmarshal(f.Project, &p); err != nil {
-				return nil, fmt.Errorf("issue %s project: %w", is.ID, jsonErr(err))
+				return nil, fmt.Errorf("issue %q project: %w", quoted(is.ID), jsonErr(err))
 			}
 			if p.ID.bad {
-				return nil, fmt.Errorf("%w: issue %s has an invalid project.id", errShape, is.ID)
+				return nil, fmt.Errorf("%w: issue %q has an invalid project.id", errShape, quoted(is.ID))
 			}
 			is.ProjectID = p.ID.s
 		}
@@ -247,7 +260,7 @@ func decodeIssues(body []byte) ([]Issue, error) {
 			bad  bool
 		}{{"status", f.Status.bad}, {"level", f.Level.bad}, {"count", f.Count.bad}} {
 			if fld.bad {
-				return nil, fmt.Errorf("%w: issue %s has an invalid %q", errShape, is.ID, fld.name)
+				return nil, fmt.Errorf("%w: issue %q has an invalid %q", errShape, quoted(is.ID), fld.name)
 			}
 		}
 		is.Status, is.Level, is.Count = f.Status.s, f.Level.s, f.Count.s
@@ -288,7 +301,7 @@ func decodeAuditLogs(body []byte) ([]AuditLogEntry, error) {
 	out := make([]AuditLogEntry, 0, len(rows))
 	for i, f := range fields {
 		if f.Event.bad {
-			return nil, fmt.Errorf("%w: audit-log entry %s has an invalid \"event\"", errShape, f.ID.s)
+			return nil, fmt.Errorf("%w: audit-log entry %q has an invalid \"event\"", errShape, quoted(f.ID.s))
 		}
 		out = append(out, AuditLogEntry{ID: f.ID.s, Event: f.Event.s, DateCreated: f.DateCreated.t, Raw: rows[i]})
 	}
@@ -347,7 +360,7 @@ func decodeStats(body []byte) (*Stats, error) {
 		// Also accepts fractional seconds.
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {
-			return time.Time{}, fmt.Errorf("%w: stats time %q", errShape, s)
+			return time.Time{}, fmt.Errorf("%w: stats time %q", errShape, quoted(s))
 		}
 		return t.UTC(), nil
 	}
@@ -397,7 +410,7 @@ func numberToInt(n json.Number) (int64, error) {
 	}
 	f, err := n.Float64()
 	if err != nil {
-		return 0, fmt.Errorf("%w: invalid number %q", errShape, n)
+		return 0, fmt.Errorf("%w: invalid number %q", errShape, quoted(string(n)))
 	}
 	return int64(f), nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -581,4 +582,68 @@ func BenchmarkDecodeEventsPage(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/event")
+}
+
+// TestDecodeErrorsAreBounded feeds each decoder a page that fails on a
+// 2 MiB value (an id, a time, a number, a cursor): the error still names
+// the problem and says the value was cut, and stays short, since it is
+// logged on every level it passes (Cloud Logging drops lines over 256 KB).
+func TestDecodeErrorsAreBounded(t *testing.T) {
+	t.Parallel()
+
+	big := strings.Repeat("B", 2<<20)
+	digits := strings.Repeat("9", 2<<20)
+	events := func(b []byte) error { _, err := decodeEvents(b, 100); return err }
+	issues := func(b []byte) error { _, err := decodeIssues(b); return err }
+	audit := func(b []byte) error { _, err := decodeAuditLogs(b); return err }
+	org := func(b []byte) error { _, err := decodeOrganization(b); return err }
+	stats := func(b []byte) error { _, err := decodeStats(b); return err }
+	small := func(b []byte) error {
+		var v struct {
+			N int8 `json:"n"`
+		}
+		return jsonErr(json.Unmarshal(b, &v))
+	}
+	links := func(b []byte) error {
+		// b is the cursor, repeated by the next link.
+		h := http.Header{"Link": {`<https://x/?cursor=` + string(b) + `>; rel="next"; results="true"; cursor="` + string(b) + `"`}}
+		var next string
+		var more bool
+		return pageLinks(h, []byte(`[{"id":"a"}]`), string(b), &next, &more)
+	}
+	cases := []struct {
+		name    string
+		decode  func([]byte) error
+		body    string
+		wantErr string // a substring of the error
+	}{
+		{name: "event_id", decode: events, body: `[{"id":"` + big + `","projectID":{"x":1}}]`, wantErr: `event "BBBB`},
+		{name: "issue_id_project", decode: issues, body: `[{"id":"` + big + `","project":{"id":true}}]`, wantErr: `issue "BBBB`},
+		{name: "issue_id_status", decode: issues, body: `[{"id":"` + big + `","status":{}}]`, wantErr: `has an invalid "status"`},
+		{name: "audit_id", decode: audit, body: `[{"id":"` + big + `","event":[]}]`, wantErr: `audit-log entry "BBBB`},
+		{name: "stats_time", decode: stats, body: `{"start":"` + big + `"}`, wantErr: `stats time "BBBB`},
+		{name: "stats_interval", decode: stats, body: `{"intervals":["` + big + `"]}`, wantErr: `stats time "BBBB`},
+		{name: "stats_number", decode: stats, body: `{"groups":[{"totals":{"sum(quantity)":` + digits + `e` + digits + `}}]}`, wantErr: `invalid number "9999`},
+		{name: "organization_id", decode: org, body: `{"id":{"x":"` + big + `"}}`, wantErr: `organization has no "id"`},
+		// No decoder reads an integer today; encoding/json quotes the
+		// whole number it cannot store in one.
+		{name: "json_type_error_quotes_the_number", decode: small, body: `{"n":` + digits + `}`, wantErr: "cannot unmarshal number 9999"},
+		{name: "repeated_cursor", decode: links, body: big, wantErr: `repeats the current cursor "BBBB`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.decode([]byte(tc.body))
+			if !errors.Is(err, errShape) {
+				t.Fatalf("error %.300v…, want an errShape", err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.wantErr) || (len(msg) > maxQuoted && !strings.Contains(msg, "…(cut from ")) {
+				t.Errorf("error %.500q… does not contain %q and say what was cut", msg, tc.wantErr)
+			}
+			if n := len(msg); n > 1<<10 {
+				t.Errorf("error is %d bytes, want at most 1 KiB: %.300q…", n, msg)
+			}
+		})
+	}
 }

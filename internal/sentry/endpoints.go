@@ -387,7 +387,7 @@ func pageLinks(h http.Header, body []byte, current string, next *string, hasNext
 		return fmt.Errorf("%w: Link rel=\"next\" has results=\"true\" but no cursor", errShape)
 	}
 	if more && cur == current {
-		return fmt.Errorf("%w: Link rel=\"next\" repeats the current cursor %q", errShape, cur)
+		return fmt.Errorf("%w: Link rel=\"next\" repeats the current cursor %q", errShape, quoted(cur))
 	}
 	*next, *hasNext = cur, more
 	return nil
