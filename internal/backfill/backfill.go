@@ -29,12 +29,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/secops-collectors/sentry-gcs/internal/engine"
 	"github.com/secops-collectors/sentry-gcs/internal/events"
 	"github.com/secops-collectors/sentry-gcs/internal/failure"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 )
 
 // Job statuses.
@@ -61,6 +63,12 @@ const (
 	maxGenerations = 1000
 	// maxListed bounds the unknown projects an error message names.
 	maxListed = 20
+	// maxQuoted bounds each name an error quotes from a request (a project
+	// id or slug, a stream, a job id): real ones are shorter (Sentry's
+	// slugs have at most 50 characters), and the request may be anyone's
+	// or anything, so that the error, the answer and the log lines
+	// carrying them stay short.
+	maxQuoted = 64
 )
 
 // ErrInvalid marks a request that cannot be accepted (bad range, unknown
@@ -212,14 +220,14 @@ func validJobID(id string) bool {
 // load reads job id; an unknown id wraps ErrNotFound.
 func (j *Jobs) load(ctx context.Context, id string) (*engine.Doc[Job], error) {
 	if !validJobID(id) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, quoted(id))
 	}
 	doc, err := engine.LoadDoc[Job](ctx, j.env.State, j.key(id), nil)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read backfill job %s: %w", id, err)
 	}
 	if !doc.Exists() {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, quoted(id))
 	}
 	if doc.V.Version != jobVersion {
 		return nil, fmt.Errorf("failed to read backfill job %s: unsupported version %d", id, doc.V.Version)
@@ -236,13 +244,23 @@ func (j *Jobs) Get(ctx context.Context, id string) (Job, error) {
 	return doc.V, nil
 }
 
-// listed joins names for an error message, at most maxListed of them.
+// listed joins names for an error message, at most maxListed of them, each
+// quoted and clipped to maxQuoted bytes.
 func listed(names []string) string {
-	if len(names) <= maxListed {
-		return strings.Join(names, ", ")
+	n := min(len(names), maxListed)
+	q := make([]string, n)
+	for i, name := range names[:n] {
+		q[i] = quoted(name)
 	}
-	return strings.Join(names[:maxListed], ", ") + fmt.Sprintf(" and %d more", len(names)-maxListed)
+	out := strings.Join(q, ", ")
+	if len(names) > n {
+		out += fmt.Sprintf(" and %d more", len(names)-n)
+	}
+	return out
 }
+
+// quoted is name clipped to maxQuoted bytes, in Go quotes.
+func quoted(name string) string { return strconv.Quote(logging.Clip(name, maxQuoted)) }
 
 // summaryAttrs are the job's fields in its run summary.
 func summaryAttrs(job Job, scanned int) []slog.Attr {

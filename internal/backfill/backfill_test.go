@@ -3,6 +3,7 @@ package backfill
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync/atomic"
@@ -31,7 +32,7 @@ func TestCreateBackfillValidation(t *testing.T) {
 		{name: "missing_start", spec: Spec{End: collecttest.T0}, wantErr: "start and end are required"},
 		{name: "beyond_retention", spec: Spec{Start: collecttest.T0.Add(-91 * 24 * time.Hour), End: collecttest.T0}, wantErr: "90-day event retention"},
 		{name: "end_in_future", spec: Spec{Start: collecttest.T0.Add(-time.Hour), End: collecttest.T0.Add(time.Hour)}, wantErr: "in the future"},
-		{name: "unknown_projects", spec: Spec{Start: collecttest.T0.Add(-time.Hour), End: collecttest.T0, Projects: []string{"1", "nope", "42"}}, wantErr: "unknown projects nope, 42"},
+		{name: "unknown_projects", spec: Spec{Start: collecttest.T0.Add(-time.Hour), End: collecttest.T0, Projects: []string{"1", "nope", "42"}}, wantErr: `unknown projects "nope", "42"`},
 		{name: "unknown_stream", spec: Spec{Start: collecttest.T0.Add(-time.Hour), End: collecttest.T0, Streams: []string{"audit"}}, wantErr: `stream "audit"`},
 		{name: "all_projects", spec: Spec{Start: collecttest.T0.Add(-48 * time.Hour), End: collecttest.T0}, projects: 3},
 		{name: "by_id_and_slug", spec: Spec{Start: collecttest.T0.Add(-48 * time.Hour), End: collecttest.T0, Projects: []string{"1", "p2", "p1"}}, projects: 2},
@@ -62,6 +63,57 @@ func TestCreateBackfillValidation(t *testing.T) {
 			got, err := c.Get(e.ctx(), job.ID)
 			if err != nil || got.ID != job.ID {
 				t.Fatalf("GetBackfill = %+v, %v", got, err)
+			}
+		})
+	}
+}
+
+// TestBackfillErrorsAreBounded names projects, a stream and a job id of any
+// length, as a caller may: the error still names the first of them, quoted
+// and cut, and stays short, since it is answered and logged.
+func TestBackfillErrorsAreBounded(t *testing.T) {
+	t.Parallel()
+
+	long := func(prefix string, n int) string { return prefix + strings.Repeat("x", n) }
+	many := make([]string, 1000)
+	for i := range many {
+		many[i] = long(fmt.Sprintf("p%04d", i), 10<<10)
+	}
+	start, end := collecttest.T0.Add(-time.Hour), collecttest.T0
+	cases := []struct {
+		name    string
+		spec    Spec   // Create
+		id      string // else Get
+		wantErr string
+		want    error
+	}{
+		{name: "1000_unknown_projects_of_10_kb", spec: Spec{Start: start, End: end, Projects: many},
+			wantErr: `unknown projects "p0000xxx`, want: ErrInvalid},
+		{name: "one_unknown_project_of_900_kib", spec: Spec{Start: start, End: end, Projects: []string{"1", long("big", 900<<10)}},
+			wantErr: `unknown projects "bigxxx`, want: ErrInvalid},
+		{name: "stream_of_900_kib", spec: Spec{Start: start, End: end, Streams: []string{long("s", 900<<10)}},
+			wantErr: `stream "sxxx`, want: ErrInvalid},
+		{name: "job_id_of_60_kib", id: long("j", 60<<10), wantErr: `"jxxx`, want: ErrNotFound},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, "1", "2")
+			var err error
+			if tc.id != "" {
+				_, err = e.jobs(nil).Get(e.ctx(), tc.id)
+			} else {
+				_, err = e.jobs(nil).Create(e.ctx(), tc.spec)
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %.300v…, want %v", err, tc.want)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.wantErr) || !strings.Contains(msg, "…(cut from ") {
+				t.Errorf("error %.300q… does not contain %q and say what was cut", msg, tc.wantErr)
+			}
+			if n := len(msg); n > 4<<10 {
+				t.Errorf("error is %d bytes, want at most 4 KiB", n)
 			}
 		})
 	}

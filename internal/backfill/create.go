@@ -66,7 +66,7 @@ func Validate(spec Spec, now time.Time, retention time.Duration) (start, end tim
 	}
 	for _, s := range streams {
 		if s != events.Name {
-			return start, end, nil, fmt.Errorf("%w: stream %q cannot be backfilled (supported: events)", ErrInvalid, s)
+			return start, end, nil, fmt.Errorf("%w: stream %s cannot be backfilled (supported: events)", ErrInvalid, quoted(s))
 		}
 	}
 	return start, end, streams, nil
