@@ -104,17 +104,25 @@ func (s *Server) requireInvoker(next echo.HandlerFunc) echo.HandlerFunc {
 // "configuration error" (the service's configuration is fine).
 var errBadRequest = errors.New("bad request")
 
+// maxEchoed bounds each value of a request that an error quotes back (a
+// time, a Content-Type, a field name): the error is the 400 answer and goes
+// on the request's log lines, and the request may be anyone's.
+const maxEchoed = 64
+
 // parseBackfillRequest decodes and checks the request body's syntax: an
 // application/json body holding exactly one JSON object.
 func parseBackfillRequest(c echo.Context) (backfill.Spec, error) {
 	if mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
-		return backfill.Spec{}, fmt.Errorf("%w: the body must be sent as Content-Type: application/json, got %q", errBadRequest, c.Request().Header.Get(echo.HeaderContentType))
+		return backfill.Spec{}, fmt.Errorf("%w: the body must be sent as Content-Type: application/json, got %q", errBadRequest,
+			logging.Clip(c.Request().Header.Get(echo.HeaderContentType), maxEchoed))
 	}
 	var body backfillRequest
 	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		return backfill.Spec{}, fmt.Errorf("%w: the body must be a JSON object {\"projects\", \"start\", \"end\", \"streams\"}: %v", errBadRequest, err)
+		// encoding/json quotes an unknown field's name, whatever its length.
+		return backfill.Spec{}, fmt.Errorf("%w: the body must be a JSON object {\"projects\", \"start\", \"end\", \"streams\"}: %s", errBadRequest,
+			logging.Clip(err.Error(), 4*maxEchoed))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return backfill.Spec{}, fmt.Errorf("%w: the body must hold one JSON object and nothing after it", errBadRequest)
@@ -122,16 +130,16 @@ func parseBackfillRequest(c echo.Context) (backfill.Spec, error) {
 	var spec backfill.Spec
 	var err error
 	if spec.Start, err = time.Parse(time.RFC3339, body.Start); err != nil {
-		return spec, fmt.Errorf("%w: start must be an RFC 3339 time such as 2026-01-01T00:00:00Z, got %q", errBadRequest, body.Start)
+		return spec, fmt.Errorf("%w: start must be an RFC 3339 time such as 2026-01-01T00:00:00Z, got %q", errBadRequest, logging.Clip(body.Start, maxEchoed))
 	}
 	if spec.End, err = time.Parse(time.RFC3339, body.End); err != nil {
-		return spec, fmt.Errorf("%w: end must be an RFC 3339 time such as 2026-01-08T00:00:00Z, got %q", errBadRequest, body.End)
+		return spec, fmt.Errorf("%w: end must be an RFC 3339 time such as 2026-01-08T00:00:00Z, got %q", errBadRequest, logging.Clip(body.End, maxEchoed))
 	}
 	if raw := strings.TrimSpace(string(body.Projects)); raw != "" && raw != "null" {
 		var all string
 		if json.Unmarshal(body.Projects, &all) == nil {
 			if all != "all" {
-				return spec, fmt.Errorf(`%w: projects must be "all" or a list of project ids or slugs, got %q`, errBadRequest, all)
+				return spec, fmt.Errorf(`%w: projects must be "all" or a list of project ids or slugs, got %q`, errBadRequest, logging.Clip(all, maxEchoed))
 			}
 		} else if err := json.Unmarshal(body.Projects, &spec.Projects); err != nil || len(spec.Projects) == 0 {
 			return spec, fmt.Errorf(`%w: projects must be "all" or a non-empty list of project ids or slugs`, errBadRequest)
