@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -259,6 +261,92 @@ func TestCLILogger(t *testing.T) {
 			}
 			if n := len(line); n > logging.MaxRecordLen+1<<10 {
 				t.Errorf("line is %d bytes, want at most %d", n, logging.MaxRecordLen+1<<10)
+			}
+		})
+	}
+}
+
+// TestResolveRegion_unexpectedURLBounded: sentry.io reports a region URL
+// the token must not be sent to; the error names it, clipped, since Sentry
+// (or a proxy) chooses its length.
+func TestResolveRegion_unexpectedURLBounded(t *testing.T) {
+	t.Parallel()
+
+	cases := []struct {
+		name     string
+		url      string
+		wantErr  string
+		wantsCut bool
+	}{
+		{name: "not_https", url: "http://us.sentry.io", wantErr: `unexpected region URL "http://us.sentry.io"`},
+		{name: "not_sentry", url: "https://sentry.example.com", wantErr: `unexpected region URL "https://sentry.example.com"`},
+		{name: "2_mib", url: "https://example.com/" + strings.Repeat("r", 2<<20), wantErr: `unexpected region URL "https://example.com/rrr`, wantsCut: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			org, err := json.Marshal(map[string]any{"id": "1", "slug": "acme", "name": "Acme", "links": map[string]string{"regionUrl": tc.url}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write(org)
+			}))
+			t.Cleanup(fake.Close)
+			u, err := url.Parse(fake.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The client believes it talks to sentry.io, which reports
+			// regions; its requests go to the fake.
+			toFake := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				r = r.Clone(r.Context())
+				r.URL.Scheme, r.URL.Host, r.Host = u.Scheme, u.Host, ""
+				return http.DefaultTransport.RoundTrip(r)
+			})
+			c, err := sentry.New(sentry.Options{BaseURL: "https://sentry.io", Token: "tok", MaxAttempts: 1, HTTPClient: &http.Client{Transport: toFake}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = resolveRegion(t.Context(), c, "acme")
+			if got := exitCode(err); got != exitConfig {
+				t.Fatalf("exit %d for %.300v, want %d", got, err, exitConfig)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.wantErr) || tc.wantsCut != strings.Contains(msg, "…(cut from ") {
+				t.Errorf("error %.400q… does not contain %q (cut: %v)", msg, tc.wantErr, tc.wantsCut)
+			}
+			if n := len(msg); n > 1<<10 {
+				t.Errorf("error is %d bytes, want at most 1 KiB", n)
+			}
+		})
+	}
+}
+
+// TestBackfillCmd_flagsEchoedClipped: a -start or -end that is not a time
+// is named in the error, clipped.
+func TestBackfillCmd_flagsEchoedClipped(t *testing.T) {
+	t.Parallel()
+
+	huge := strings.Repeat("z", 900<<10)
+	cases := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{name: "start", args: []string{"-start", huge, "-end", "2026-11-01T00:00:00Z"}, wantErr: `-start must be an RFC 3339 time such as 2026-01-01T00:00:00Z, got "zzz`},
+		{name: "end", args: []string{"-start", "2026-11-01T00:00:00Z", "-end", huge}, wantErr: `-end must be an RFC 3339 time such as 2026-01-08T00:00:00Z, got "zzz`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := runBackfillCmd(t.Context(), nil, tc.args)
+			if got := exitCode(err); got != exitConfig {
+				t.Fatalf("exit %d for %.300v, want %d", got, err, exitConfig)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.wantErr) || !strings.Contains(msg, "…(cut from 921600 bytes)") || len(msg) > 1<<10 {
+				t.Errorf("error (%d bytes) %.300q… does not contain %q, clipped", len(msg), msg, tc.wantErr)
 			}
 		})
 	}

@@ -106,6 +106,10 @@ func (rc *regionClient) get(ctx context.Context) (*sentry.Client, error) {
 	}
 }
 
+// maxRegionURLEchoed bounds the region URL an error quotes: real ones are
+// as short as https://us.sentry.io.
+const maxRegionURLEchoed = 200
+
 // resolveRegion returns a client for the organisation's region.
 func resolveRegion(ctx context.Context, c *sentry.Client, org string) (*sentry.Client, error) {
 	o, err := c.Organization(ctx, org)
@@ -119,7 +123,8 @@ func resolveRegion(ctx context.Context, c *sentry.Client, org string) (*sentry.C
 	u, err := url.Parse(o.RegionURL)
 	if err != nil || u.Scheme != "https" || !strings.HasSuffix(u.Hostname(), ".sentry.io") {
 		// Never send the token to a host that is not Sentry's.
-		return nil, fmt.Errorf("%w: organisation %q reports an unexpected region URL %q", failure.ErrConfig, org, o.RegionURL)
+		// The URL is Sentry's (or a proxy's) to choose: clip it.
+		return nil, fmt.Errorf("%w: organisation %q reports an unexpected region URL %q", failure.ErrConfig, org, logging.Clip(o.RegionURL, maxRegionURLEchoed))
 	}
 	return c.WithBaseURL(o.RegionURL), nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/secops-collectors/sentry-gcs/internal/backfill"
+	"github.com/secops-collectors/sentry-gcs/internal/logging"
 )
 
 // cliBackfillBudget bounds each run of the local backfill loop, so that
@@ -43,10 +44,10 @@ what it read and exits 3 (resume with -job). A second one cuts it short.`)
 	if *jobF == "" {
 		var err error
 		if spec.Start, err = time.Parse(time.RFC3339, *startF); err != nil {
-			return &exitError{code: exitConfig, err: fmt.Errorf("-start must be an RFC 3339 time such as 2026-01-01T00:00:00Z, got %q", *startF)}
+			return &exitError{code: exitConfig, err: fmt.Errorf("-start must be an RFC 3339 time such as 2026-01-01T00:00:00Z, got %q", logging.Clip(*startF, maxEchoed))}
 		}
 		if spec.End, err = time.Parse(time.RFC3339, *endF); err != nil {
-			return &exitError{code: exitConfig, err: fmt.Errorf("-end must be an RFC 3339 time such as 2026-01-08T00:00:00Z, got %q", *endF)}
+			return &exitError{code: exitConfig, err: fmt.Errorf("-end must be an RFC 3339 time such as 2026-01-08T00:00:00Z, got %q", logging.Clip(*endF, maxEchoed))}
 		}
 		if p := strings.TrimSpace(*projectsF); p != "all" {
 			spec.Projects = splitList(p)
