@@ -45,6 +45,18 @@ func Clip(s string, n int) string {
 	return s[:n] + "…(cut from " + strconv.Itoa(len(s)) + " bytes)"
 }
 
+// Limits are the bounds Bounded keeps to, in bytes before escaping.
+type Limits struct {
+	// Value bounds the message and each string value.
+	Value int
+	// Record bounds the message and the string values of a record
+	// together, attributes added with Logger.With included.
+	Record int
+}
+
+// DefaultLimits are Bounded's: MaxValueLen and MaxRecordLen.
+var DefaultLimits = Limits{Value: MaxValueLen, Record: MaxRecordLen}
+
 // Bounded returns a handler that passes every record on to h with its
 // message and string values clipped (see Clip) to MaxValueLen bytes each and
 // MaxRecordLen together; once that is spent, each further string keeps 64
@@ -52,18 +64,29 @@ func Clip(s string, n int) string {
 // string value is a string, an error (its Error()) or a fmt.Stringer (its
 // String()), in a group, a []string, a map[string]string, a []any or a
 // map[string]any at any depth; log/slog resolves LogValuers first. Other
-// values pass unchanged: their size is the code's. Wrapping a
-// handler Bounded returned returns it as it is.
-func Bounded(h slog.Handler) slog.Handler {
-	if b, ok := h.(*boundedHandler); ok {
+// values pass unchanged: their size is the code's.
+func Bounded(h slog.Handler) slog.Handler { return BoundedBy(h, DefaultLimits) }
+
+// BoundedBy is Bounded with other limits, for lines that should stay
+// shorter still. Bounding a handler that Bounded or BoundedBy returned keeps
+// the tighter of each limit (the same handler when nothing is tighter).
+func BoundedBy(h slog.Handler, l Limits) slog.Handler {
+	b, ok := h.(*boundedHandler)
+	if !ok {
+		return &boundedHandler{inner: h, limits: l, budget: l.Record}
+	}
+	l = Limits{Value: min(l.Value, b.limits.Value), Record: min(l.Record, b.limits.Record)}
+	if l == b.limits {
 		return b
 	}
-	return &boundedHandler{inner: h, budget: MaxRecordLen}
+	// What the attributes added with WithAttrs took stays spent.
+	return &boundedHandler{inner: b.inner, limits: l, budget: max(b.budget-(b.limits.Record-l.Record), 0)}
 }
 
 type boundedHandler struct {
-	inner slog.Handler
-	// budget is what a record's strings may take: MaxRecordLen less what
+	inner  slog.Handler
+	limits Limits
+	// budget is what a record's strings may take: limits.Record less what
 	// the attributes added with WithAttrs took.
 	budget int
 }
@@ -73,7 +96,7 @@ func (h *boundedHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h *boundedHandler) Handle(ctx context.Context, r slog.Record) error {
-	b := bounder{left: h.budget}
+	b := bounder{left: h.budget, each: h.limits.Value}
 	out := slog.NewRecord(r.Time, r.Level, b.clip(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(b.attr(a))
@@ -83,24 +106,25 @@ func (h *boundedHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h *boundedHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	b := bounder{left: h.budget}
+	b := bounder{left: h.budget, each: h.limits.Value}
 	out := make([]slog.Attr, len(attrs))
 	for i, a := range attrs {
 		out[i] = b.attr(a)
 	}
-	return &boundedHandler{inner: h.inner.WithAttrs(out), budget: max(b.left, 0)}
+	return &boundedHandler{inner: h.inner.WithAttrs(out), limits: h.limits, budget: max(b.left, 0)}
 }
 
 func (h *boundedHandler) WithGroup(name string) slog.Handler {
-	return &boundedHandler{inner: h.inner.WithGroup(name), budget: h.budget}
+	return &boundedHandler{inner: h.inner.WithGroup(name), limits: h.limits, budget: h.budget}
 }
 
-// bounder clips the strings of one record, spending its budget.
-type bounder struct{ left int }
+// bounder clips the strings of one record to each bytes each, spending
+// its budget.
+type bounder struct{ left, each int }
 
 // clip cuts s to what the budget allows and spends it.
 func (b *bounder) clip(s string) string {
-	s = Clip(s, max(min(MaxValueLen, b.left), minValueLen))
+	s = Clip(s, min(max(min(b.each, b.left), minValueLen), b.each))
 	b.left -= len(s)
 	return s
 }

@@ -212,11 +212,70 @@ func TestBounded_longestLine(t *testing.T) {
 	}
 }
 
+func TestBoundedBy(t *testing.T) {
+	t.Parallel()
+
+	big := strings.Repeat("A", 2<<20)
+	tight := Limits{Value: 1 << 10, Record: 4 << 10}
+	cases := []struct {
+		name string
+		new  func(*bytes.Buffer) *slog.Logger
+		args []any
+		want map[string]any
+	}{
+		{
+			name: "tighter_limits",
+			new:  func(b *bytes.Buffer) *slog.Logger { return slog.New(BoundedBy(slog.NewJSONHandler(b, nil), tight)) },
+			args: []any{"a", big, "b", big, "c", big, "d", big, "e", big},
+			want: map[string]any{"level": "INFO", "msg": "m", "a": Clip(big, 1<<10), "b": Clip(big, 1<<10), "c": Clip(big, 1<<10),
+				"d": Clip(big, 4<<10-1-3*len(Clip(big, 1<<10))), "e": Clip(big, 64)},
+		},
+		{
+			// The request logger of the server: its logger, bounded by
+			// default, then tighter for the request line.
+			name: "tighter_over_default_keeps_what_with_spent",
+			new: func(b *bytes.Buffer) *slog.Logger {
+				l := slog.New(Bounded(slog.NewJSONHandler(b, nil))).With("w", strings.Repeat("w", 3<<10))
+				return slog.New(BoundedBy(l.Handler(), tight))
+			},
+			args: []any{"a", big, "b", big},
+			want: map[string]any{"level": "INFO", "msg": "m", "w": strings.Repeat("w", 3<<10),
+				"a": Clip(big, 4<<10-3<<10-1), "b": Clip(big, 64)},
+		},
+		{
+			name: "looser_over_default_keeps_the_default",
+			new: func(b *bytes.Buffer) *slog.Logger {
+				return slog.New(BoundedBy(Bounded(slog.NewJSONHandler(b, nil)), Limits{Value: 1 << 20, Record: 1 << 20}))
+			},
+			args: []any{"a", big},
+			want: map[string]any{"level": "INFO", "msg": "m", "a": Clip(big, MaxValueLen)},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			tc.new(&buf).Info("m", tc.args...)
+			var got map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+				t.Fatalf("line does not parse: %v", err)
+			}
+			delete(got, "time")
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("record (-want +got):\n%.3000s", diff)
+			}
+		})
+	}
+}
+
 func TestBounded_idempotent(t *testing.T) {
 	t.Parallel()
 
 	h := Bounded(slog.DiscardHandler)
 	if got := Bounded(h); got != h {
 		t.Errorf("Bounded(Bounded(h)) got %v, want the same handler %v", got, h)
+	}
+	if got := BoundedBy(h, DefaultLimits); got != h {
+		t.Errorf("BoundedBy(Bounded(h), DefaultLimits) got %v, want the same handler %v", got, h)
 	}
 }
