@@ -99,11 +99,18 @@ func init() {
 	slogecho.RequestIDKey = "request_id"
 }
 
+// requestLineLimits bound the request log line tighter than the server's
+// other lines: it is written for every request, authenticated or not, and a
+// kilobyte of a path or a header says enough.
+var requestLineLimits = logging.Limits{Value: 1 << 10, Record: 6 << 10}
+
 // requestLogger writes one line per request through slog-echo. That line
-// carries the caller's path, query, User-Agent and Referer, all unchecked
-// and unauthenticated; the server's logger bounds them (logging.Bounded).
+// carries the caller's path (twice, with the route's parameters), query,
+// User-Agent and Referer, all unchecked and unauthenticated, so it is
+// bounded by requestLineLimits.
 func (s *Server) requestLogger() echo.MiddlewareFunc {
-	return slogecho.NewWithConfig(s.opts.Logger, slogecho.Config{
+	logger := slog.New(logging.BoundedBy(s.opts.Logger.Handler(), requestLineLimits))
+	return slogecho.NewWithConfig(logger, slogecho.Config{
 		DefaultLevel:     slog.LevelInfo,
 		ClientErrorLevel: slog.LevelWarn,
 		ServerErrorLevel: slog.LevelError,
