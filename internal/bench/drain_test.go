@@ -31,8 +31,9 @@ var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 const latency = 250 * time.Millisecond
 
 // meter wraps the simulator: it advances the fake clock by latency per
-// request and records, for the project events endpoint, rows per page and
-// whether a short page was the last of its window (no rel="next" results).
+// project events or Discover request and records, for the project events
+// endpoint only, rows per page and whether a short page was the last of its
+// window (no rel="next" results).
 type meter struct {
 	h   http.Handler
 	clk *clock.Fake
@@ -45,17 +46,31 @@ type meter struct {
 	firstAt, lastAt     time.Time
 	ids                 map[string]int
 	perWindow           map[int64]int64 // successful events requests per 60 s window
+	rowsPerWindow       map[int64]int64 // rows returned per 60 s window
+	newPerWindow        map[int64]int64 // of those, ids returned for the first time (collectIDs)
+	discoverPerWindow   map[int64]int64 // Discover requests per 60 s window
 	collectIDs          bool
 	nextResultsTrueLink *regexp.Regexp
 }
 
 func newMeter(h http.Handler, clk *clock.Fake, collectIDs bool) *meter {
 	return &meter{h: h, clk: clk, ids: map[string]int{}, collectIDs: collectIDs, perWindow: map[int64]int64{},
+		rowsPerWindow: map[int64]int64{}, newPerWindow: map[int64]int64{}, discoverPerWindow: map[int64]int64{},
 		nextResultsTrueLink: regexp.MustCompile(`rel="next"; results="true"`)}
 }
 
 func (m *meter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasSuffix(r.URL.Path, "/events/") {
+	switch p := r.URL.Path; {
+	case strings.HasPrefix(p, "/api/0/organizations/") && strings.HasSuffix(p, "/events/"):
+		// Discover (the late sweep, the coverage ledger): it takes time
+		// too, and has its own rate limit.
+		m.clk.Advance(latency)
+		m.h.ServeHTTP(w, r)
+		m.mu.Lock()
+		m.discoverPerWindow[m.clk.Now().Add(-latency).Unix()/60]++
+		m.mu.Unlock()
+		return
+	case !strings.HasSuffix(p, "/events/"):
 		m.h.ServeHTTP(w, r)
 		return
 	}
@@ -84,7 +99,8 @@ func (m *meter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rec.Code != http.StatusOK {
 		return
 	}
-	m.perWindow[(now.Add(-latency).Unix())/60]++
+	minute := now.Add(-latency).Unix() / 60
+	m.perWindow[minute]++
 	var rows []struct {
 		ID string `json:"id"`
 	}
@@ -93,6 +109,7 @@ func (m *meter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	m.pages++
 	m.rows += int64(len(rows))
+	m.rowsPerWindow[minute] += int64(len(rows))
 	more := m.nextResultsTrueLink.MatchString(rec.Header().Get("Link"))
 	switch {
 	case len(rows) == 100:
@@ -104,7 +121,9 @@ func (m *meter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if m.collectIDs {
 		for _, r := range rows {
-			m.ids[r.ID]++
+			if m.ids[r.ID]++; m.ids[r.ID] == 1 {
+				m.newPerWindow[minute]++
+			}
 		}
 	}
 }
@@ -170,9 +189,11 @@ func (d *drainWorld) result() drainResult {
 }
 
 // drainCollector drains the backlog with the collector, runs back to back
-// (as continuation messages chain them) with the default 7-minute budget.
+// (as continuation messages chain them) with the default 7-minute budget,
+// lag and overlap.
 func drainCollector(tb testing.TB, d *drainWorld) drainResult {
 	tb.Helper()
+	cfg := loadConfig(tb, nil)
 	cl, err := sentry.New(sentry.Options{BaseURL: d.url, Token: "tok", Clock: d.clk})
 	if err != nil {
 		tb.Fatal(err)
@@ -184,13 +205,13 @@ func drainCollector(tb testing.TB, d *drainWorld) drainResult {
 	written, runs := 0, 0
 	c, err := events.New(events.Options{
 		Org: "acme", DataPrefix: "sentry/events/", StatePrefix: "sentry/state/",
-		MaxPagesPerProject: -1, Lag: 2 * time.Minute, Overlap: 30 * time.Minute,
+		MaxPagesPerProject: -1, Lag: cfg.CollectLag, Overlap: cfg.CollectOverlap,
 	}, cl, engine.Env{Data: store, State: store, Clock: d.clk, Counters: cl.RequestCounts})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	for {
-		s, err := c.Run(collecttest.Quiet(context.Background()), 7*time.Minute)
+		s, err := c.Run(collecttest.Quiet(context.Background()), cfg.RunBudget)
 		if err != nil {
 			tb.Fatal(err)
 		}
