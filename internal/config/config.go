@@ -93,8 +93,14 @@ type Config struct {
 	// CollectLag keeps the window's end this far behind now.
 	CollectLag time.Duration `env:"COLLECT_LAG, default=2m" desc:"the window ends this long before now (Sentry indexing delay)"`
 	// CollectOverlap re-reads this much before the watermark, to catch events
-	// that became visible late (de-duplicated by id).
-	CollectOverlap time.Duration `env:"COLLECT_OVERLAP, default=30m" desc:"each window starts this long before the watermark, to catch late events (de-duplicated); at most 12h"`
+	// that became visible late (de-duplicated by id). Events received later
+	// than this after their timestamp are the late sweep's (LateSweep), so
+	// the overlap only has to cover Sentry's indexing delay, and every window
+	// pays for it from the rate budget. 5m is the smallest that keeps the
+	// sweep's usual five-minute slices to late events: with less, a slice
+	// lists nearly every event received in it (BENCHMARKS.md, "Sustained
+	// arrivals above the budget").
+	CollectOverlap time.Duration `env:"COLLECT_OVERLAP, default=5m" desc:"each window starts this long before the watermark, to catch events that became visible late (de-duplicated); events received later are left to the late sweep; at most 12h"`
 	// InitialLookback is how far back the first run of a project starts.
 	InitialLookback time.Duration `env:"INITIAL_LOOKBACK, default=24h" desc:"how far back the first run of a project starts (at most 2160h, Sentry's 90-day retention)"`
 	// EventRetention is how long Sentry keeps the organisation's events

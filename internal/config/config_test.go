@@ -46,7 +46,7 @@ func TestLoad_defaults(t *testing.T) {
 		MaxProjects:        100,
 		MaxPagesPerProject: 5,
 		CollectLag:         2 * time.Minute,
-		CollectOverlap:     30 * time.Minute,
+		CollectOverlap:     5 * time.Minute,
 		InitialLookback:    24 * time.Hour,
 		EventRetention:     2160 * time.Hour,
 		RunBudget:          7 * time.Minute,
