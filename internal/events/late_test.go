@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -419,4 +420,76 @@ func extra(sum engine.Summary, key string) string {
 		}
 	}
 	return ""
+}
+
+// TestSweepRelistsWhenTheOverlapShrinks: an event received ten minutes after
+// its timestamp is the windows' under a 30-minute overlap, so a sweep under
+// it leaves it to them; if the overlap then drops to five minutes before a
+// window read it, no window reads it. Here the sweep of an earlier version
+// (which did not record its overlap; the default was 30 minutes) listed its
+// receipt, and the deployment then got the 5-minute default. The sweep lists
+// its slices again under the smaller overlap and the event is written once.
+func TestSweepRelistsWhenTheOverlapShrinks(t *testing.T) {
+	t.Parallel()
+	w := collecttest.New(t, 3, sentrysim.Config{}, "memory")
+	p := w.Sim.AddProject("web", "Web")
+	ts := collecttest.T0.Add(30 * time.Second)
+	for i := range 20 {
+		w.Sim.AddEvent(p.ID, sentrysim.EventSpec{Timestamp: ts.Add(time.Duration(i) * time.Minute)})
+	}
+	late := w.Sim.AddEvent(p.ID, sentrysim.EventSpec{Timestamp: ts, ReceivedAt: ts.Add(10 * time.Minute)})
+	ctx := collecttest.Quiet(t.Context())
+	n := 0
+	run := func(overlap time.Duration) {
+		n++
+		cl := w.Client("tok")
+		o := Options{Org: collecttest.Org, DataPrefix: collecttest.DataPrefix, StatePrefix: collecttest.StatePrefix,
+			MaxPagesPerProject: -1, Lag: 10 * time.Second, Overlap: overlap, InitialLookback: time.Hour,
+			Discover: cl, Bucket: w.Store}
+		s, err := New(o, cl, w.Env("r"+strconv.Itoa(n), nil, cl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Run(ctx, 7*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Runs every minute with a 30-minute overlap, until just before the
+	// late event is received.
+	for w.Clock.Now().Before(ts.Add(9 * time.Minute)) {
+		run(30 * time.Minute)
+		w.Clock.Advance(time.Minute)
+	}
+	// The earlier version's sweep then listed the receipts up to
+	// ts + 15 min (and left the late event to the windows).
+	key := collecttest.StatePrefix + "events/sweep.json"
+	data, gen, err := w.Store.Read(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["through"] = ts.Add(15 * time.Minute).Truncate(time.Minute)
+	delete(doc, "overlap_seconds")
+	if data, err = json.Marshal(doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Store.Write(ctx, key, data, "application/json", gen); err != nil {
+		t.Fatal(err)
+	}
+	// From ts + 16 min on, a 5-minute overlap.
+	w.Clock.Set(ts.Add(16 * time.Minute))
+	for range 10 {
+		run(5 * time.Minute)
+		w.Clock.Advance(time.Minute)
+	}
+	rep, err := sentrysim.Verify(ctx, w.Store, collecttest.DataPrefix, w.Sim.GroundTruth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Errorf("bucket: %s (the late event is %s)", rep, late)
+	}
 }

@@ -80,6 +80,9 @@ type sweepDoc struct {
 	Through time.Time `json:"through"`
 	// Mode is sweepGlobal or sweepPerProject (no global-views).
 	Mode string `json:"mode,omitempty"`
+	// Overlap is the overlap (seconds) the slices before Through were
+	// listed with (0: not recorded, by a version that did not keep it).
+	Overlap int64 `json:"overlap_seconds,omitempty"`
 	// Unavailable says why the sweep cannot run ("" when it can), since
 	// UnavailableSince; TriedAt is the last attempt.
 	Unavailable      string    `json:"unavailable,omitempty"`
@@ -159,6 +162,31 @@ func (x *run) sweep(ctx context.Context, projects []*project) error {
 	return failure.Transient(fmt.Errorf("late sweep: %w", err))
 }
 
+// relist moves the sweep back when the overlap became smaller than the one
+// its slices were listed with. The sweep leaves an event received less than
+// Overlap after its timestamp to the windows; with a smaller overlap the
+// windows that have not yet read it start too late to, so the slices that
+// may hold such events are listed again under the new overlap (what they
+// queue is placed against the checkpoints: nothing is written twice).
+func (sw *sweeper) relist(ctx context.Context, d *sweepDoc) {
+	was := time.Duration(d.Overlap) * time.Second
+	if d.Overlap == 0 {
+		was = legacyOverlap
+	}
+	now := sw.x.s.overlap()
+	if was <= now {
+		return
+	}
+	d.Through = d.Through.Add(-(was + sw.x.s.sweepSettle())).Truncate(time.Minute)
+	logging.FromContext(ctx).InfoContext(ctx, "the overlap is smaller than the late sweep's slices were listed with: listing them again",
+		"overlap_was", was.String(), "overlap", now.String(), "late_swept_through", d.Through, "stream", Name)
+}
+
+// legacyOverlap is the overlap assumed for a sweep document that does not
+// record one: the COLLECT_OVERLAP default of the versions that wrote such
+// documents.
+const legacyOverlap = 30 * time.Minute
+
 // errSweepShare stops a sweep that has spent its share of the run.
 var errSweepShare = errors.New("the late sweep spent its share of the run; it resumes next run")
 
@@ -178,7 +206,10 @@ func (sw *sweeper) run(ctx context.Context) error {
 		// First sweep: from where the first windows start, so that an
 		// event received since then is collected whatever its timestamp.
 		d.Through = now.Add(-x.s.opts.InitialLookback).Truncate(time.Minute)
+	} else {
+		sw.relist(ctx, d)
 	}
+	d.Overlap = int64(x.s.overlap() / time.Second)
 	if d.Unavailable != "" && now.Sub(d.TriedAt) < sweepRetryUnavailable {
 		return nil
 	}
