@@ -493,3 +493,36 @@ func TestLoad_streams(t *testing.T) {
 		})
 	}
 }
+
+// TestWarnings_smallOverlap: an overlap under five minutes with the late
+// sweep on is accepted, with a warning naming the cost.
+func TestWarnings_smallOverlap(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  map[string]string
+		want bool
+	}{
+		{"default", nil, false},
+		{"5m", map[string]string{"COLLECT_OVERLAP": "5m"}, false},
+		{"2m", map[string]string{"COLLECT_OVERLAP": "2m"}, true},
+		{"2m_without_sweep", map[string]string{"COLLECT_OVERLAP": "2m", "LATE_SWEEP": "false"}, false},
+		{"2m_without_events", map[string]string{"COLLECT_OVERLAP": "2m", "STREAMS": "issues"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Load(t.Context(), base(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got bool
+			for _, w := range cfg.Warnings() {
+				got = got || strings.Contains(w, "COLLECT_OVERLAP")
+			}
+			if got != tc.want {
+				t.Errorf("warns about COLLECT_OVERLAP: %v, want %v (%q)", got, tc.want, cfg.Warnings())
+			}
+		})
+	}
+}
