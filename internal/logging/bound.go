@@ -164,76 +164,50 @@ func (b *bounder) any(x any) any {
 		// Error or String instead of passing it on.
 		return b.clip(fmt.Sprint(x))
 	case []string:
-		return b.list(x)
+		return boundList(b, x, b.clip, asString)
 	case map[string]string:
-		return b.dict(x)
+		return boundDict(b, x, b.clip, asString)
 	case []any:
-		return b.anyList(x)
+		return boundList(b, x, b.any, asAny)
 	case map[string]any:
-		return b.anyDict(x)
+		return boundDict(b, x, b.any, asAny)
 	}
 	return x
 }
 
-// list clips the elements of l; once the budget is spent, a last element
-// counts those left out. Each element also spends the 3 bytes that quote
-// and separate it in JSON, so that a list of many empty strings is bounded
-// too.
-func (b *bounder) list(l []string) []string {
-	out := make([]string, 0, len(l))
-	for i, s := range l {
-		if b.left <= 0 {
-			return append(out, "…("+strconv.Itoa(len(l)-i)+" more)")
-		}
-		out = append(out, b.clip(s))
-		b.left -= len(`"",`)
-	}
-	return out
-}
-
-// anyList is list for a []any.
-func (b *bounder) anyList(l []any) []any {
-	out := make([]any, 0, len(l))
+// boundList clips the elements of l with clip; once the budget is spent, a
+// last element (made by note) counts those left out. Each element also
+// spends the 3 bytes that quote and separate it in JSON, so that a list of
+// many empty strings is bounded too.
+func boundList[T any](b *bounder, l []T, clip func(T) T, note func(string) T) []T {
+	out := make([]T, 0, len(l))
 	for i, x := range l {
 		if b.left <= 0 {
-			return append(out, "…("+strconv.Itoa(len(l)-i)+" more)")
+			return append(out, note("…("+strconv.Itoa(len(l)-i)+" more)"))
 		}
-		out = append(out, b.any(x))
+		out = append(out, clip(x))
 		b.left -= len(`"",`)
 	}
 	return out
 }
 
-// anyDict is dict for a map[string]any.
-func (b *bounder) anyDict(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
+// boundDict clips the keys of m and its values with clip; once the budget
+// is spent, the key "…" (its value made by note) counts the entries left
+// out. Each entry also spends the 6 bytes that quote and separate it in JSON.
+func boundDict[T any](b *bounder, m map[string]T, clip func(T) T, note func(string) T) map[string]T {
+	out := make(map[string]T, len(m))
 	n := 0
 	for k, x := range m {
 		if b.left <= 0 {
-			out["…"] = strconv.Itoa(len(m)-n) + " more"
+			out["…"] = note(strconv.Itoa(len(m)-n) + " more")
 			break
 		}
-		out[b.clip(k)] = b.any(x)
+		out[b.clip(k)] = clip(x)
 		b.left -= len(`"":"",`)
 		n++
 	}
 	return out
 }
 
-// dict clips the keys and values of m; once the budget is spent, the key
-// "…" counts the entries left out. Each entry also spends the 6 bytes that
-// quote and separate it in JSON.
-func (b *bounder) dict(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	n := 0
-	for k, s := range m {
-		if b.left <= 0 {
-			out["…"] = strconv.Itoa(len(m)-n) + " more"
-			break
-		}
-		out[b.clip(k)] = b.clip(s)
-		b.left -= len(`"":"",`)
-		n++
-	}
-	return out
-}
+func asString(s string) string { return s }
+func asAny(s string) any       { return s }
